@@ -1,0 +1,1 @@
+"""valkey-aof in-memory engine (issue 3)."""

@@ -1,0 +1,1 @@
+"""The only I/O in the engine: server, durability, cluster links."""

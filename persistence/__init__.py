@@ -1,0 +1,1 @@
+"""Formats and files: RESP, AOF, RDB. Imports nothing else of ours."""

@@ -1,0 +1,1 @@
+"""Multi-part AOF: the one encoder, manifest, reader."""
