@@ -11,7 +11,7 @@ from collections.abc import Callable
 import crcmod
 
 # crcmod wants the polynomial with its top bit; initCrc/xorOut as Valkey uses them.
-_crc64_fn: Callable[[bytes, int], int] = crcmod.mkCrcFun(
+_crc64_fn: Callable[[bytes | bytearray | memoryview, int], int] = crcmod.mkCrcFun(
     0x1AD93D23594C935A9, initCrc=0, rev=True, xorOut=0
 )
 _crc16_fn: Callable[[bytes, int], int] = crcmod.mkCrcFun(0x11021, initCrc=0, rev=False, xorOut=0)
@@ -21,7 +21,7 @@ CLUSTER_SLOTS = 16384  # src/cluster.h
 
 def crc64(data: bytes | bytearray | memoryview, crc: int = 0) -> int:
     """Continue a CRC-64/Jones over ``data`` (start with 0)."""
-    return _crc64_fn(bytes(data) if isinstance(data, memoryview) else data, crc)
+    return _crc64_fn(data, crc)
 
 
 def crc16(data: bytes) -> int:

@@ -37,7 +37,12 @@ class ChecksumError(FormatError):
     """An RDB (or DUMP payload) whose CRC64 does not match."""
 
     def __init__(
-        self, message: str, *, expected: int, stored: int, file: str | None = None,
+        self,
+        message: str,
+        *,
+        expected: int,
+        stored: int,
+        file: str | None = None,
         offset: int | None = None,
     ):
         self.expected = expected

