@@ -18,7 +18,7 @@ def _pairs(flat: list[Any]) -> dict[bytes, Any]:
     return {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
 
 
-class _Raw:
+class Raw:
     """Raw RESP2 replies: one connection of the client's pool, without redis-py's callbacks."""
 
     def __init__(self, client: redis.Redis):
@@ -35,7 +35,7 @@ def _s(b: bytes) -> str:
 
 
 def snapshot(client: redis.Redis, dbs: range = range(16)) -> list[dict[str, Any]]:
-    raw = _Raw(client)
+    raw = Raw(client)
     out: list[dict[str, Any]] = []
     for db in dbs:
         raw.execute_command("SELECT", db)
@@ -52,7 +52,7 @@ def snapshot(client: redis.Redis, dbs: range = range(16)) -> list[dict[str, Any]
     return out
 
 
-def _key(c: _Raw, db: int, key: bytes) -> dict[str, Any]:
+def _key(c: Raw, db: int, key: bytes) -> dict[str, Any]:
     typ = _s(c.execute_command("TYPE", key))
     pexp = int(c.execute_command("PEXPIRETIME", key))
     rec: dict[str, Any] = {
@@ -84,8 +84,8 @@ def _key(c: _Raw, db: int, key: bytes) -> dict[str, Any]:
     return rec
 
 
-def _stream(c: _Raw, key: bytes, rec: dict[str, Any]) -> None:
-    info = _pairs(c.execute_command("XINFO", "STREAM", key, "FULL"))
+def _stream(c: Raw, key: bytes, rec: dict[str, Any]) -> None:
+    info = _pairs(c.execute_command("XINFO", "STREAM", key, "FULL", "COUNT", 0))
     rec["value"] = [
         [_s(sid), [[text(fv[i]), text(fv[i + 1])] for i in range(0, len(fv), 2)]]
         for sid, fv in info[b"entries"]

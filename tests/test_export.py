@@ -27,7 +27,8 @@ DATA_SETS: list[tuple[str, str | None]] = [
     ("rdb_all_nocomp/dump.rdb", "rdb_all_nocomp/expected.json"),
     ("rdb_all_comp/dump.rdb", "rdb_all_comp/expected.json"),
     ("rdb_lzf/dump.rdb", "rdb_lzf/expected.json"),
-    ("cluster_node/dump.rdb", "cluster_node/expected.json"),
+    # dump.rdb was saved before the two `*:after_rewrite` SETs that only the AOF holds
+    ("cluster_node/dump.rdb", "cluster_node/expected.json:before-rewrite"),
     ("cluster_node/appendonlydir", "cluster_node/expected.json"),
     *[
         (
@@ -55,7 +56,8 @@ def normalise(keys: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Drop what may differ after a reload: encodings and consumer seen/active times."""
     out = []
     for k in keys:
-        k = {n: v for n, v in k.items() if n != "encoding"}
+        # value_len / value_sha256 are derived from value (big strings only)
+        k = {n: v for n, v in k.items() if n not in ("encoding", "value_len", "value_sha256")}
         for g in k.get("stream_groups", []):
             for c in g["consumers"]:
                 c.pop("seen_time_ms", None)
@@ -71,7 +73,9 @@ def run_export(path: Path, *args: str) -> tuple[int, str, str]:
 
 @pytest.mark.parametrize(("src", "exp"), DATA_SETS, ids=[s for s, _ in DATA_SETS])
 def test_export_equals_expected(src: str, exp: str | None) -> None:
-    expected = json.loads((REAL / exp).read_text()) if exp else {"keys": []}
+    expected = json.loads((REAL / exp.split(":")[0]).read_text()) if exp else {"keys": []}
+    if exp and exp.endswith(":before-rewrite"):
+        expected["keys"] = [k for k in expected["keys"] if not k["key"].endswith(":after_rewrite")]
     args = []
     if "generated_at_ms" in expected:
         args = ["--now-ms", str(expected["generated_at_ms"])]

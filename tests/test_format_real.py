@@ -7,10 +7,11 @@ from pathlib import Path
 
 import pytest
 from realserver import real_server
+from server_snapshot import Raw
 from test_primitives import CASES
 
 from persistence.aof.reader import AofCommand, read_aof
-from persistence.format import format_double
+from persistence.format import d2string
 
 pytestmark = pytest.mark.real
 
@@ -19,11 +20,13 @@ def test_reply_and_aof_rewrite_formats(tmp_path: Path) -> None:
     with real_server(tmp_path, "--appendonly", "yes", "--aof-use-rdb-preamble", "no") as srv:
         c = srv.client()
         members = {f"m{i}": x for i, (x, _, _) in enumerate(CASES)}
-        c.zadd("z", members)
-        got = dict(c.zrange("z", 0, -1, withscores=True, score_cast_func=bytes))
+        raw = Raw(c)  # redis-py would parse the scores; we want the server's bytes
+        raw.execute_command("ZADD", "z", *[a for m, x in members.items() for a in (repr(x), m)])
+        flat = raw.execute_command("ZRANGE", "z", 0, -1, "WITHSCORES")
+        got = {flat[i]: flat[i + 1] for i in range(0, len(flat), 2)}
         for i, (x, reply, _) in enumerate(CASES):
             assert got[f"m{i}".encode()] == reply.encode()
-            assert format_double(x) == reply.encode()
+            assert d2string(x) == reply.encode()
         c.bgrewriteaof()
         while c.info("persistence")["aof_rewrite_in_progress"]:
             time.sleep(0.05)

@@ -12,11 +12,11 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from persistence.aof.reader import AofCommand, AofRecord, TornTail, read_aof
-from persistence.rdb.reader import glob_match
-
+from persistence.aof.reader import AofRecord, TornTail, read_aof
+from persistence.aof.resp_scan import AofCommand
 from persistence.errors import FormatError
-from persistence.records import KeyRecord
+from persistence.rdb.reader import glob_match
+from persistence.records import KeyRecord, SlotImport
 from tools.applier import Applier, ApplyError
 
 
@@ -41,17 +41,29 @@ def load_contents(
     """
     applier = Applier()
     warnings: list[str] = []
+    failed = 0
     for item in read_aof(path, verify_checksum=verify_checksum, allow_torn_tail=True):
         if isinstance(item, AofCommand):
             try:
                 applier.apply(item.argv)
             except ApplyError as e:
-                raise FormatError(str(e), file=item.file, offset=item.offset) from e
+                # src/aof.c: an unknown command (or bad arity) aborts loading; any other error is
+                # a reply the loading client discards, so the command simply has no effect.
+                if e.kind != "runtime":
+                    raise FormatError(str(e), file=item.file, offset=item.offset) from e
+                failed += 1
+                if failed == 1:
+                    warnings.append(
+                        f"{item.file}: command at offset {item.offset} failed while loading "
+                        f"and was skipped, as valkey-server does: {e}"
+                    )
             if progress is not None:
                 progress(item.offset)
         elif isinstance(item, AofRecord):
             if isinstance(item.event, KeyRecord):
                 applier.load_record(item.event)
+            elif isinstance(item.event, SlotImport):
+                applier.load_slot_import(item.event)
         elif isinstance(item, TornTail):
             if item.kind == "multi":
                 warnings.append(
@@ -63,6 +75,8 @@ def load_contents(
                     f"{item.file}: AOF truncated at offset {item.offset}; loaded every "
                     f"complete command before it ({item.detail})"
                 )
+    if failed > 1:
+        warnings.append(f"{failed} commands in all failed while loading and were skipped")
     applier.finish()
     records = applier.records(now_ms=now_ms)
     if db is not None:

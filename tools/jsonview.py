@@ -14,7 +14,7 @@ import base64
 import hashlib
 from typing import Any
 
-from persistence.format import format_double
+from persistence.format import d2string
 from persistence.records import (
     HashValue,
     KeyRecord,
@@ -61,7 +61,7 @@ def record_to_json(rec: KeyRecord, *, with_encoding: bool = True) -> JSON:
         out["value"] = [text(x) for x in sorted(v.members)]
     elif isinstance(v, ZSetValue):
         items = sorted(v.items, key=lambda it: (it[1], it[0]))
-        out["value"] = [[text(m), format_double(s).decode()] for m, s in items]
+        out["value"] = [[text(m), d2string(s).decode()] for m, s in items]
     elif isinstance(v, HashValue):
         out["value"] = [[text(f), text(x)] for f, x in sorted(v.items)]
         out["field_expire_at_ms"] = [[text(f), ms] for f, ms in sorted(v.expires.items())]

@@ -1,0 +1,344 @@
+"""Low-level streaming scanner of the RESP part of an AOF file: commands with byte offsets.
+
+How it works: the file is read in chunks of :data:`CHUNK` bytes into one linear buffer. The fast
+path hands the buffer to ``hiredis.Reader`` and computes each command's size from its argv
+(Valkey writes canonical RESP, and hiredis rejects non-canonical lengths, so
+``size = len("*<argc>\\r\\n") + sum(len("$<len>\\r\\n") + len + 2)``); every computed start is
+checked to hold a ``*``. Whenever hiredis objects (a ``#`` annotation line, garbage, a non-array
+reply), a check fails, or the file ends inside a command, the exact pure-Python scanner takes
+over for a few items: it follows src/aof.c ``loadSingleAppendOnlyFile`` byte by byte and reports
+precise errors. Memory stays at about one chunk plus the largest command.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import BinaryIO
+
+import hiredis
+
+from persistence.errors import FormatError, TruncatedError
+
+CHUNK = 1 << 20
+FEED = 1 << 15  # bytes handed to hiredis at a time
+AOF_ANNOTATION_LINE_MAX_LEN = 1024  # src/server.h
+
+# per-argument canonical size: len("$<n>\r\n") + n + 2, cached for small n
+_ARG_SIZE_CACHE = 100_000
+_ARG_SIZE = [n + 5 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
+_ARGC_SIZE = [3 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
+
+BAD_FORMAT = "Bad file format reading the append only file"  # src/aof.c fmterr
+UNEXPECTED_EOF = "Unexpected end of file reading the append only file"  # src/aof.c uxeof
+
+
+def canonical_size(argv: list[bytes]) -> int:
+    """Bytes taken by ``argv`` written canonically (as :func:`encode_command` writes it)."""
+    n = len(argv)
+    try:
+        return _ARGC_SIZE[n] + sum(map(_ARG_SIZE.__getitem__, map(len, argv)))
+    except IndexError:
+        return 3 + len(str(n)) + sum(len(a) + 5 + len(str(len(a))) for a in argv)
+
+
+@dataclass(slots=True)
+class AofCommand:
+    """One command: argv, file, byte offset, size, last ``#TS:`` seconds seen, db it runs in."""
+
+    argv: list[bytes]
+    file: str
+    offset: int
+    size: int
+    timestamp: int | None = None
+    db: int = 0
+
+
+@dataclass(slots=True)
+class Annotation:
+    """A ``#`` line; ``timestamp`` is set for a valid ``#TS:<n>`` annotation."""
+
+    offset: int
+    size: int
+    text: bytes
+    timestamp: int | None
+
+
+class TornError(TruncatedError):
+    """EOF inside a command or an annotation line; ``offset`` = where the torn item starts."""
+
+
+ScanItem = AofCommand | Annotation
+
+_MORE, _EXACT, _AGAIN = 0, 1, 2
+
+
+class RespScanner:
+    """Iterate the commands and annotations of a RESP stream from ``f``.
+
+    ``base_offset`` is the file offset of the first byte ``f`` gives; ``initial`` bytes (already
+    read from ``f``) are scanned first. Raises :class:`FormatError` on garbage and
+    :class:`TornError` when the stream ends inside an item.
+    """
+
+    def __init__(
+        self,
+        f: BinaryIO,
+        *,
+        file: str,
+        base_offset: int = 0,
+        initial: bytes = b"",
+        chunk: int = CHUNK,
+    ) -> None:
+        self.f = f
+        self.file = file
+        self.chunk = chunk
+        self.buf = initial
+        self.base = base_offset  # file offset of buf[0]
+        self.pos = 0
+        self.eof = False
+        self.timestamp: int | None = None  # last #TS seen; stamped on each command
+        self.db = 0  # stamped on each command; the reader updates it on SELECT
+        self.special: frozenset[bytes] = frozenset()  # argv[0] values that end a batch
+
+    # -- buffer ---------------------------------------------------------------------------
+    def _fill(self) -> bool:
+        """Append one chunk to the buffer (dropping consumed bytes). False at EOF."""
+        if self.eof:
+            return False
+        more = self.f.read(self.chunk)
+        if not more:
+            self.eof = True
+            return False
+        if self.pos:
+            self.base += self.pos
+            self.buf = self.buf[self.pos :] + more
+            self.pos = 0
+        else:
+            self.buf = self.buf + more
+        return True
+
+    # -- public -----------------------------------------------------------------------------
+    def batches(self) -> Iterator[list[AofCommand]]:
+        """Lists of commands; a command whose argv[0] is in ``special`` always ends its list."""
+        while True:
+            if self.pos >= len(self.buf) and not self._fill():
+                return
+            items, state = self._fast()
+            if items:
+                yield items
+            if state == _AGAIN:
+                continue
+            if state == _MORE:
+                # the buffer ends inside a command: read more, or let the exact scanner decide
+                if self._fill():
+                    continue
+                while self.pos < len(self.buf):
+                    item = self._exact_item()
+                    if isinstance(item, AofCommand):
+                        yield [item]
+                return
+            # hiredis could not go on here: exact scanner for a few items, then fast again
+            for _ in range(16):
+                if self.pos >= len(self.buf) and not self._fill():
+                    return
+                item = self._exact_item()
+                if isinstance(item, Annotation):
+                    break
+                yield [item]
+
+    def __iter__(self) -> Iterator[AofCommand]:
+        for batch in self.batches():
+            yield from batch
+
+    # -- fast path --------------------------------------------------------------------------
+    def _fast(self) -> tuple[list[AofCommand], int]:
+        """Parse complete commands from buf[pos:] with hiredis.
+
+        Returns (items, state): _MORE when parsing stopped only because the buffer ended inside a
+        command; _EXACT when hiredis or a check objected at ``self.pos`` (the exact scanner must
+        look there); _AGAIN after a command in ``special``.
+        """
+        buf = self.buf
+        end = len(buf)
+        pos = self.pos
+        reader = hiredis.Reader()
+        # feed in small slices: hiredis memmoves its whole buffer every 1 KB consumed
+        fed = pos + FEED if pos + FEED < end else end
+        reader.feed(buf, pos, fed - pos)
+        gets = reader.gets
+        out: list[AofCommand] = []
+        append = out.append
+        base = self.base
+        file = self.file
+        ts = self.timestamp
+        db = self.db
+        special = self.special
+        stop_at_special = False
+        sizes = _ARG_SIZE
+        arg_size = sizes.__getitem__
+        ok = True
+        while True:
+            try:
+                reply = gets()
+            except hiredis.ProtocolError:
+                ok = False
+                break
+            if reply is False:
+                if fed < end:
+                    n = FEED if fed + FEED < end else end - fed
+                    reader.feed(buf, fed, n)
+                    fed += n
+                    continue
+                break
+            if type(reply) is not list or not reply or buf[pos] != 42:  # '*'
+                ok = False
+                break
+            try:
+                n = len(reply)
+                if n == 3:  # unrolled for the common SET-like shape
+                    a0, a1, a2 = reply
+                    size = 4 + sizes[len(a0)] + sizes[len(a1)] + sizes[len(a2)]
+                elif n == 2:
+                    a0, a1 = reply
+                    size = 4 + sizes[len(a0)] + sizes[len(a1)]
+                else:
+                    size = _ARGC_SIZE[n] + sum(map(arg_size, map(len, reply)))
+            except IndexError:
+                try:
+                    size = canonical_size(reply)
+                except TypeError:
+                    ok = False
+                    break
+            except TypeError:  # an integer, nil or error element: not a bulk string
+                ok = False
+                break
+            if pos + size > end:
+                ok = False
+                break
+            append(AofCommand(reply, file, base + pos, size, ts, db))
+            pos += size
+            if reply[0] in special:
+                stop_at_special = True
+                break
+        if stop_at_special and (pos >= end or buf[pos] in (42, 35)):  # '*' or '#' follows
+            state = _AGAIN
+        elif stop_at_special or not ok or (pos < end and buf[pos] != 42):
+            # hiredis objected, a check failed, or what follows is not a command start: the
+            # last command's size may be what went wrong, so the exact scanner redoes it
+            state = _EXACT
+            if out:
+                out.pop()
+                pos = out[-1].offset + out[-1].size - base if out else self.pos
+        else:
+            state = _MORE
+        self.pos = pos
+        return out, state
+
+    # -- exact path -------------------------------------------------------------------------
+    def _line(self, start: int, limit: int) -> int:
+        """Index just past the '\\n' of the line at ``start`` (reading more as needed), looking at
+        most ``limit`` bytes like fgets; -1 if the line is longer; -2 at EOF without newline."""
+        while True:
+            nl = self.buf.find(b"\n", start, start + limit)
+            if nl != -1:
+                return nl + 1
+            if len(self.buf) - start >= limit:
+                return -1
+            shift = self.pos
+            if not self._fill():
+                return -2
+            start -= shift - self.pos
+
+    def _need(self, start: int, n: int) -> bool:
+        """Ensure buf[start:start+n] is present; False at EOF. ``start`` is relative to pos."""
+        while len(self.buf) - (self.pos + start) < n:
+            if not self._fill():
+                return False
+        return True
+
+    def _format_error(self, detail: str, at: int) -> FormatError:
+        return FormatError(f"{BAD_FORMAT}: {detail}", file=self.file, offset=at)
+
+    def _exact_item(self) -> ScanItem:
+        """Read one command or annotation at pos, exactly as src/aof.c does."""
+        start_abs = self.base + self.pos
+        first = self.buf[self.pos]
+        if first == 0x23:  # '#': annotation, skipped by the loader
+            rel_end = self._line(self.pos, AOF_ANNOTATION_LINE_MAX_LEN - 1)
+            if rel_end == -1:
+                raise self._format_error(
+                    f"annotation line longer than {AOF_ANNOTATION_LINE_MAX_LEN} bytes", start_abs
+                )
+            if rel_end == -2:
+                raise TornError(
+                    f"{UNEXPECTED_EOF}: inside an annotation line", file=self.file, offset=start_abs
+                )
+            text = self.buf[self.pos : rel_end]
+            self.pos = rel_end
+            ts: int | None = None
+            if text.startswith(b"#TS:"):
+                body = text[4:].rstrip(b"\r\n")
+                if not body.isdigit():
+                    # src/valkey-check-aof.c
+                    raise FormatError(
+                        "Invalid timestamp annotation", file=self.file, offset=start_abs
+                    )
+                ts = int(body)
+                self.timestamp = ts
+            return Annotation(start_abs, len(text), text, ts)
+        if first != 0x2A:  # '*'
+            raise self._format_error(f"expected '*', got {bytes([first])!r}", start_abs)
+        argc = self._header(0, b"*", start_abs)
+        if argc < 1:
+            raise self._format_error(f"invalid argument count {argc}", start_abs)
+        rel = self._rel_after_header
+        argv: list[bytes] = []
+        for _ in range(argc):
+            if not self._need(rel, 1):
+                raise self._torn(start_abs)
+            if self.buf[self.pos + rel] != 0x24:  # '$'
+                raise self._format_error(
+                    f"expected '$', got {bytes([self.buf[self.pos + rel]])!r}",
+                    self.base + self.pos + rel,
+                )
+            n = self._header(rel, b"$", start_abs)
+            if n < 0:
+                raise self._format_error(f"invalid bulk length {n}", self.base + self.pos + rel)
+            rel = self._rel_after_header
+            # the bulk and its CRLF (which Valkey reads without checking: src/aof.c)
+            if not self._need(rel, n + 2):
+                raise self._torn(start_abs)
+            at = self.pos + rel
+            argv.append(self.buf[at : at + n])
+            rel += n + 2
+        self.pos += rel
+        return AofCommand(argv, self.file, start_abs, rel, self.timestamp, self.db)
+
+    _rel_after_header = 0
+
+    def _header(self, rel: int, kind: bytes, start_abs: int) -> int:
+        """Parse a ``*<n>\\r\\n`` / ``$<n>\\r\\n`` line at pos+rel; sets ``_rel_after_header``."""
+        line_start = self.pos + rel
+        end = self._line(line_start, AOF_ANNOTATION_LINE_MAX_LEN - 1)
+        if end == -2:
+            raise self._torn(start_abs)
+        line_start = self.pos + rel  # _line may have moved the buffer
+        if end == -1:
+            raise self._format_error(
+                f"{kind.decode()} header line too long", self.base + line_start
+            )
+        text = self.buf[line_start + 1 : end].rstrip(b"\r\n")
+        try:
+            value = int(text)
+        except ValueError:
+            raise self._format_error(
+                f"invalid {kind.decode()} header {text[:40]!r}", self.base + line_start
+            ) from None
+        self._rel_after_header = end - self.pos
+        return value
+
+    def _torn(self, start_abs: int) -> TornError:
+        return TornError(
+            f"{UNEXPECTED_EOF}: EOF inside a command", file=self.file, offset=start_abs
+        )

@@ -1,0 +1,604 @@
+"""Sans-IO RESP parsers: bytes in, commands (server side) or frames (client side) out.
+
+How this works (h11 style, no sockets): ``feed(data)`` appends to one linear ``bytearray`` with
+a read offset; ``next_command()`` / ``next_frame()`` parse from the offset and return ``None`` /
+``NEED_MORE`` when a whole unit is not there yet. The buffer is compacted (one ``del``) once the
+consumed prefix is large, never re-sliced per field.
+
+:class:`RequestParser` accepts exactly what valkey-server 9.1.2 accepts from a client
+(src/networking.c processMultibulkBuffer / processInlineBuffer), with the same limits and the
+same error texts, checked against a real server in tests/test_resp.py. Its fast path hands
+arrays of bulk strings to ``hiredis.Reader``; every command hiredis returns is checked against
+the raw bytes (each element is a ``$`` bulk, each bulk ends in CRLF, lengths within
+proto-max-bulk-len), which proves that Valkey would have parsed the same command from the same
+bytes. Anything else (inline commands, odd input, an incomplete command, a hiredis error) goes
+to the exact pure-Python parser, which produces Valkey's error texts and never buffers an
+announced bulk longer than proto-max-bulk-len.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from typing import Final
+
+import hiredis
+
+from persistence.errors import FormatError
+from persistence.resp import frames as F
+
+PROTO_INLINE_MAX_SIZE: Final = 64 * 1024  # src/server.h
+PROTO_MAX_BULK_LEN: Final = 512 * 1024 * 1024  # proto-max-bulk-len default, src/config.c
+INT_MAX: Final = 2**31 - 1
+_LONG_STR_SIZE: Final = 21  # src/util.h: string2ll rejects 21+ characters
+_LLONG_MAX: Final = 2**63 - 1
+_COMPACT_AT: Final = 64 * 1024
+
+
+class ProtocolError(FormatError):
+    """Bad RESP input. ``message`` is Valkey's exact text (``Protocol error: ...``, without the
+    ``ERR`` code, which the server adds when replying); ``offset`` is the stream offset of the
+    command or frame that failed."""
+
+    @property
+    def wire(self) -> bytes:
+        """The error line a server sends: ``-ERR <message>\\r\\n`` (raw bytes kept)."""
+        return b"-ERR " + self.message.encode("latin-1") + b"\r\n"
+
+
+_SMALL_LL = {b"%d" % i: i for i in range(-1, 10000)}
+
+
+def string2ll(s: bytes | bytearray | memoryview) -> int | None:
+    """Valkey's strict ``string2ll`` (src/util.c): no sign but ``-``, no leading zeros, no
+    spaces, no ``-0``, 64-bit range; None when invalid."""
+    b = s if type(s) is bytes else bytes(s)
+    v = _SMALL_LL.get(b)
+    if v is not None:
+        return v
+    n = len(b)
+    if n == 0 or n >= _LONG_STR_SIZE:
+        return None
+    digits = b[1:] if b[0] == 0x2D else b
+    if not digits or not digits.isdigit() or digits[0] == 0x30:
+        return None
+    v = int(b)
+    if v > _LLONG_MAX or v < -_LLONG_MAX - 1:
+        return None
+    return v
+
+
+# --------------------------------------------------------------------------------------------
+# sdssplitargs (src/sds.c, Valkey 9: quoted and unquoted parts may be mixed, shell style)
+# --------------------------------------------------------------------------------------------
+
+_C_ISSPACE = frozenset(b" \t\n\v\f\r")  # isspace() in the C locale
+_TOKEN_END = frozenset(b" \n\r\t")  # characters that end an unquoted token in sdssplitargs
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+_ESCAPES = {ord("n"): 10, ord("r"): 13, ord("t"): 9, ord("b"): 8, ord("a"): 7}
+
+
+def split_args(line: bytes | bytearray | memoryview) -> list[bytes] | None:
+    """Split a line like Valkey's ``sdssplitargs``; None for unbalanced quotes.
+
+    ``foo "bar baz" 'q\\'s' "\\x41\\n"`` -> ``[b"foo", b"bar baz", b"q's", b"A\\n"]``.
+    Valkey 9 rules, verified against valkey-server 9.1.2: quoted and unquoted parts of one
+    argument concatenate (``"a"b'c'`` -> ``abc``, valkey PR #2098); in double quotes ``\\xHH``,
+    ``\\n \\r \\t \\b \\a`` and ``\\<any>`` escapes, in single quotes only ``\\'``; a backslash
+    whose escaped character would be the last character of the line is literal (``"a\\"`` ->
+    ``a\\``); the line ends at a NUL byte (C string). Blanks between arguments are C
+    ``isspace``; an unquoted part ends only at space, tab, CR or LF.
+    """
+    data = bytes(line)
+    nul = data.find(b"\0")
+    if nul >= 0:
+        data = data[:nul]
+    end = len(data)
+    out: list[bytes] = []
+    p = 0
+    while True:
+        while p < end and data[p] in _C_ISSPACE:
+            p += 1
+        if p >= end:
+            return out
+        cur = bytearray()
+        inq = insq = False
+        while True:
+            if inq:
+                if p >= end:
+                    return None  # unterminated quotes
+                c = data[p]
+                if (
+                    c == 0x5C
+                    and p + 4 < end
+                    and data[p + 1] == 0x78
+                    and data[p + 2] in _HEX
+                    and data[p + 3] in _HEX
+                ):
+                    cur.append(int(data[p + 2 : p + 4], 16))
+                    p += 4
+                elif c == 0x5C and p + 2 < end:
+                    e = data[p + 1]
+                    cur.append(_ESCAPES.get(e, e))
+                    p += 2
+                elif c == 0x22:
+                    inq = False
+                    p += 1
+                else:
+                    cur.append(c)
+                    p += 1
+            elif insq:
+                if p >= end:
+                    return None
+                c = data[p]
+                if c == 0x5C and p + 2 < end and data[p + 1] == 0x27:
+                    cur.append(0x27)
+                    p += 2
+                elif c == 0x27:
+                    insq = False
+                    p += 1
+                else:
+                    cur.append(c)
+                    p += 1
+            else:
+                if p >= end:
+                    break
+                c = data[p]
+                p += 1
+                if c in _TOKEN_END:
+                    break
+                if c == 0x22:
+                    inq = True
+                elif c == 0x27:
+                    insq = True
+                else:
+                    cur.append(c)
+        out.append(bytes(cur))
+
+
+# --------------------------------------------------------------------------------------------
+# Server side: client requests
+# --------------------------------------------------------------------------------------------
+
+_ARRAY_HDR_LEN = [len(b"*%d\r\n" % i) for i in range(10000)]
+# hiredis allocates an aggregate of the announced size as soon as it reads the header (and
+# frees it element by element): never show it an aggregate header of 100000 or more. False
+# positives inside bulk data only cost a trip through the slow path.
+_BIG_AGGREGATE = re.compile(rb"[*%~>|][0-9]{6}")
+_BULK_OVERHEAD = [len(b"$%d\r\n" % i) + 2 for i in range(10000)]
+
+
+class RequestParser:
+    """What Valkey accepts from a client: multibulk (``*N $len arg``) and inline commands.
+
+    >>> p = RequestParser()
+    >>> p.feed(b"*2\\r\\n$4\\r\\nECHO\\r\\n$2\\r\\nhi\\r\\nPING\\r\\n")
+    >>> list(p.commands())
+    [[b'ECHO', b'hi'], [b'PING']]
+
+    Empty commands (``*0``, ``*-1``, blank inline lines) are skipped as Valkey does. After a
+    :class:`ProtocolError` the parser stays failed (Valkey closes the connection).
+    """
+
+    __slots__ = (
+        "_args",
+        "_base",
+        "_buf",
+        "_bulklen",
+        "_error",
+        "_fast",
+        "_hi",
+        "_max_bulk",
+        "_mbulk",
+        "_pos",
+        "_slow_until",
+        "_start",
+    )
+
+    def __init__(self, *, max_bulk_len: int = PROTO_MAX_BULK_LEN, fast: bool = True) -> None:
+        self._buf = bytearray()
+        self._pos = 0  # read offset in _buf
+        self._base = 0  # stream offset of _buf[0]
+        self._max_bulk = max_bulk_len
+        self._fast = fast
+        self._hi: hiredis.Reader | None = None  # in sync with _buf[_pos:] while not None
+        self._error: ProtocolError | None = None
+        self._slow_until = 0  # stream offset before which the fast path stays off
+        # multibulk state, as in Valkey's client struct (multibulklen, bulklen, argv)
+        self._mbulk = 0
+        self._bulklen = -1
+        self._args: list[bytes] = []
+        self._start = 0  # _buf offset where the command being parsed began
+
+    @property
+    def buffered(self) -> int:
+        """Bytes received but not yet returned as commands."""
+        return len(self._buf) - (self._start if self._mbulk else self._pos)
+
+    @property
+    def offset(self) -> int:
+        """Stream offset just after the last command returned."""
+        return self._base + (self._start if self._mbulk else self._pos)
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if self._error is not None or not data:
+            return
+        buf = self._buf
+        old = len(buf)
+        buf += data
+        if self._hi is not None:
+            big = _BIG_AGGREGATE.search(buf, max(old - 7, self._pos))
+            if big is None:
+                self._hi.feed(data if type(data) is bytes else bytes(data))
+            else:
+                self._hi = None
+                self._slow_until = self._base + big.end()
+
+    def commands(self) -> Iterator[list[bytes]]:
+        """Every complete command buffered so far."""
+        while (cmd := self.next_command()) is not None:
+            yield cmd
+
+    def next_command(self) -> list[bytes] | None:
+        """The next complete command, or None when more data is needed."""
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        while True:
+            pos = self._pos
+            if pos >= len(buf):
+                if pos:
+                    self._base += pos
+                    buf.clear()
+                    self._pos = 0
+                return None
+            if self._fast and self._mbulk == 0:
+                if self._hi is None and buf[pos] == 0x2A and self._base + pos >= self._slow_until:
+                    big = _BIG_AGGREGATE.search(buf, pos)
+                    if big is None:
+                        self._hi = hiredis.Reader()
+                        self._hi.feed(bytes(buf[pos:]))
+                    else:
+                        self._slow_until = self._base + big.end()
+                if self._hi is not None:
+                    cmd = self._fast_one()
+                    if cmd is not None:
+                        if cmd:
+                            return cmd
+                        continue
+            try:
+                cmd = self._slow_one()
+            except ProtocolError as exc:
+                self._error = exc
+                self._hi = None
+                raise
+            if cmd is None:
+                return None
+            if cmd:
+                if self._pos >= _COMPACT_AT and self._pos * 2 >= len(buf):
+                    del buf[: self._pos]
+                    self._base += self._pos
+                    self._pos = 0
+                return cmd
+
+    def _fast_one(self) -> list[bytes] | None:
+        """One command from hiredis, verified against the bytes; None drops to the slow path."""
+        hi = self._hi
+        assert hi is not None
+        try:
+            cmd = hi.gets()
+        except hiredis.ProtocolError:
+            cmd = None
+        buf = self._buf
+        pos = self._pos
+        if type(cmd) is list and buf[pos] == 0x2A:
+            try:
+                ok = self._verify(cmd, pos)
+            except IndexError:  # cannot happen for bytes hiredis consumed; be safe anyway
+                ok = -1
+            if ok >= 0:
+                self._pos = ok
+                if ok >= _COMPACT_AT and ok * 2 >= len(buf):
+                    del buf[:ok]
+                    self._base += ok
+                    self._pos = 0
+                return cmd  # may be [] for *0: the caller skips it
+        self._hi = None
+        return None
+
+    def _verify(self, cmd: list[bytes], pos: int) -> int:
+        """End offset of ``cmd`` if the bytes at ``pos`` are its canonical encoding, else -1."""
+        buf = self._buf
+        n = len(cmd)
+        p = pos + (_ARRAY_HDR_LEN[n] if n < 10000 else len(b"*%d\r\n" % n))
+        max_bulk = self._max_bulk
+        for arg in cmd:
+            if type(arg) is not bytes or buf[p] != 0x24:
+                return -1
+            size = len(arg)
+            if size > max_bulk:
+                return -1
+            p += size + (_BULK_OVERHEAD[size] if size < 10000 else len(b"%d" % size) + 5)
+            if buf[p - 2] != 13 or buf[p - 1] != 10:
+                return -1
+        return p
+
+    def _fail(self, message: str) -> ProtocolError:
+        return ProtocolError(message, offset=self._base + self._start)
+
+    def _slow_one(self) -> list[bytes] | None:
+        """processInputBuffer for one command: args, [] for an empty command, None for more."""
+        buf = self._buf
+        pos = self._pos
+        if self._mbulk == 0:
+            self._start = pos
+            if buf[pos] != 0x2A:
+                return self._inline()
+            # multibulk count line (processMultibulkBuffer)
+            cr = buf.find(b"\r", pos)
+            if cr < 0:
+                if len(buf) - pos > PROTO_INLINE_MAX_SIZE:
+                    raise self._fail("Protocol error: too big mbulk count string")
+                return None
+            if cr + 1 >= len(buf):
+                return None
+            if buf[cr + 1] != 10:  # Valkey 9.0.x patch releases check the LF
+                raise self._fail("Protocol error: invalid CRLF in request")
+            count = string2ll(bytes(buf[pos + 1 : cr]))
+            if count is None or count > INT_MAX:
+                raise self._fail("Protocol error: invalid multibulk length")
+            self._pos = cr + 2
+            if count <= 0:
+                return []
+            self._mbulk = count
+            self._bulklen = -1
+            self._args = []
+        args = self._args
+        max_bulk = self._max_bulk
+        while self._mbulk:
+            pos = self._pos
+            if self._bulklen == -1:
+                cr = buf.find(b"\r", pos)
+                if cr < 0:
+                    if len(buf) - pos > PROTO_INLINE_MAX_SIZE:
+                        raise self._fail("Protocol error: too big bulk count string")
+                    return None
+                if cr + 1 >= len(buf):
+                    return None
+                if buf[pos] != 0x24:
+                    # addReplyErrorFormat maps CR/LF to spaces (src/networking.c)
+                    got = " " if buf[pos] in (10, 13) else chr(buf[pos])
+                    raise self._fail(f"Protocol error: expected '$', got '{got}'")
+                if buf[cr + 1] != 10:
+                    raise self._fail("Protocol error: invalid CRLF in request")
+                size = string2ll(bytes(buf[pos + 1 : cr]))
+                if size is None or size < 0 or size > max_bulk:
+                    raise self._fail("Protocol error: invalid bulk length")
+                self._pos = pos = cr + 2
+                self._bulklen = size
+            size = self._bulklen
+            if len(buf) - pos < size + 2:
+                return None
+            end = pos + size
+            if buf[end] != 13 or buf[end + 1] != 10:
+                raise self._fail("Protocol error: invalid CRLF in request")
+            args.append(bytes(buf[pos:end]))
+            self._pos = end + 2
+            self._bulklen = -1
+            self._mbulk -= 1
+        self._args = []
+        return args
+
+    def _inline(self) -> list[bytes] | None:
+        """processInlineBuffer: one line up to LF, split with sdssplitargs."""
+        buf = self._buf
+        pos = self._pos
+        nl = buf.find(b"\n", pos)
+        # Valkey finds the LF with strchr, so a NUL byte before it hides it (src/networking.c)
+        if nl >= 0 and buf.find(b"\0", pos, nl) >= 0:
+            nl = -1
+        if nl < 0:
+            if len(buf) - pos > PROTO_INLINE_MAX_SIZE:
+                raise self._fail("Protocol error: too big inline request")
+            return None
+        end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
+        args = split_args(memoryview(buf)[pos:end]) if end > pos else []
+        if args is None:
+            raise self._fail("Protocol error: unbalanced quotes in request")
+        self._pos = nl + 1
+        return args
+
+
+# --------------------------------------------------------------------------------------------
+# Client side: replies
+# --------------------------------------------------------------------------------------------
+
+
+class _NeedMore:
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "NEED_MORE"
+
+
+NEED_MORE: Final = _NeedMore()
+
+
+class _Incomplete(Exception):
+    def __init__(self, need: int) -> None:
+        self.need = need  # buffer length needed before a retry can succeed
+
+
+_DOUBLE_WORDS = {b"inf": float("inf"), b"-inf": float("-inf"), b"nan": float("nan")}
+
+
+class ReplyParser:
+    """Any RESP2/RESP3 reply stream -> frames (for the replay tool and tests).
+
+    ``feed(data)``; ``next_frame()`` returns a frame or :data:`NEED_MORE`. Bad input raises
+    :class:`ProtocolError`, after which the parser stays failed.
+    """
+
+    __slots__ = ("_base", "_buf", "_error", "_need", "_pos")
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._pos = 0
+        self._base = 0
+        self._need = 0
+        self._error: ProtocolError | None = None
+
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
+        if self._error is None:
+            self._buf += data
+
+    def frames(self) -> Iterator[F.Frame]:
+        while not isinstance(frame := self.next_frame(), _NeedMore):
+            yield frame
+
+    def next_frame(self) -> F.Frame | _NeedMore:
+        if self._error is not None:
+            raise self._error
+        buf = self._buf
+        if self._pos >= len(buf) or len(buf) < self._need:
+            return NEED_MORE
+        try:
+            frame, end = self._parse(self._pos)
+        except _Incomplete as inc:
+            self._need = inc.need
+            return NEED_MORE
+        except ProtocolError as exc:
+            self._error = exc
+            raise
+        self._need = 0
+        self._pos = end
+        if end >= _COMPACT_AT and end * 2 >= len(buf):
+            del buf[:end]
+            self._base += end
+            self._pos = 0
+        return frame
+
+    def _fail(self, message: str, at: int) -> ProtocolError:
+        return ProtocolError(message, offset=self._base + at)
+
+    def _line(self, pos: int) -> tuple[bytes, int]:
+        crlf = self._buf.find(b"\r\n", pos)
+        if crlf < 0:
+            raise _Incomplete(len(self._buf) + 1)
+        return bytes(self._buf[pos:crlf]), crlf + 2
+
+    def _length(self, text: bytes, at: int, what: str) -> int:
+        n = string2ll(text)
+        if n is None or n < -1:
+            raise self._fail(f"Protocol error: invalid {what} length", at)
+        return n
+
+    def _blob(self, pos: int, size: int) -> tuple[bytes, int]:
+        end = pos + size
+        if len(self._buf) < end + 2:
+            raise _Incomplete(end + 2)
+        if self._buf[end : end + 2] != b"\r\n":
+            raise self._fail("Protocol error: invalid CRLF in reply", end)
+        return bytes(self._buf[pos:end]), end + 2
+
+    def _items(self, pos: int, n: int) -> tuple[list[F.Frame], int]:
+        items: list[F.Frame] = []
+        counted = 0
+        while counted < n:
+            item, pos = self._parse(pos)
+            items.append(item)
+            if not isinstance(item, F.Attribute):
+                counted += 1
+        return items, pos
+
+    def _pairs(self, pos: int, n: int) -> tuple[list[tuple[F.Frame, F.Frame]], int]:
+        flat, pos = self._items(pos, 2 * n)
+        plain = [f for f in flat if not isinstance(f, F.Attribute)]
+        return list(zip(plain[0::2], plain[1::2])), pos
+
+    def _parse(self, pos: int) -> tuple[F.Frame, int]:
+        buf = self._buf
+        if pos >= len(buf):
+            raise _Incomplete(pos + 1)
+        kind = buf[pos]
+        line, nxt = self._line(pos + 1)
+        if kind == 0x2B:  # +
+            return F.SimpleString(line), nxt
+        if kind == 0x2D:  # -
+            return F.Error(line), nxt
+        if kind == 0x3A:  # :
+            v = string2ll(line)
+            if v is None:
+                raise self._fail("Protocol error: invalid integer", pos)
+            return F.Integer(v), nxt
+        if kind in (0x24, 0x21, 0x3D):  # $ ! =
+            n = self._length(line, pos, "bulk")
+            if n == -1:
+                if kind != 0x24:
+                    raise self._fail("Protocol error: invalid bulk length", pos)
+                return F.Bulk(None), nxt
+            data, nxt = self._blob(nxt, n)
+            if kind == 0x24:
+                return F.Bulk(data), nxt
+            if kind == 0x21:
+                return F.Error(data), nxt
+            if len(data) < 4 or data[3] != 0x3A:
+                raise self._fail("Protocol error: invalid verbatim string", pos)
+            return F.Verbatim(data[:3], data[4:]), nxt
+        if kind in (0x2A, 0x7E, 0x3E, 0x25, 0x7C):  # * ~ > % |
+            n = self._length(line, pos, "aggregate")
+            if n == -1:
+                if kind != 0x2A:
+                    raise self._fail("Protocol error: invalid aggregate length", pos)
+                return F.Array(None), nxt
+            if kind == 0x25:
+                pairs, nxt = self._pairs(nxt, n)
+                return F.Map(pairs), nxt
+            if kind == 0x7C:
+                pairs, nxt = self._pairs(nxt, n)
+                return F.Attribute(pairs), nxt
+            items, nxt = self._items(nxt, n)
+            if kind == 0x2A:
+                return F.Array(items), nxt
+            return (F.Set(items) if kind == 0x7E else F.Push(items)), nxt
+        if kind == 0x5F:  # _
+            if line:
+                raise self._fail("Protocol error: invalid null", pos)
+            return F.Null(), nxt
+        if kind == 0x23:  # #
+            if line not in (b"t", b"f"):
+                raise self._fail("Protocol error: invalid boolean", pos)
+            return F.Boolean(line == b"t"), nxt
+        if kind == 0x2C:  # ,
+            return F.Double(self._double(line, pos)), nxt
+        if kind == 0x28:  # (
+            body = line[1:] if line[:1] == b"-" else line
+            if not body or not body.isdigit() or not body.isascii():
+                raise self._fail("Protocol error: invalid big number", pos)
+            return F.BigNumber(int(line)), nxt
+        raise self._fail(f"Protocol error, got {chr(kind)!r} as reply type byte", pos)
+
+    def _double(self, line: bytes, pos: int) -> float:
+        word = _DOUBLE_WORDS.get(line.lower())
+        if word is not None:
+            return word
+        text = line.decode("ascii", "replace")
+        if not text or any(c not in "0123456789+-.eE" for c in text):
+            raise self._fail("Protocol error: invalid double", pos)
+        try:
+            return float(text)
+        except ValueError:
+            raise self._fail("Protocol error: invalid double", pos) from None
+
+
+__all__ = [
+    "INT_MAX",
+    "NEED_MORE",
+    "PROTO_INLINE_MAX_SIZE",
+    "PROTO_MAX_BULK_LEN",
+    "ProtocolError",
+    "ReplyParser",
+    "RequestParser",
+    "split_args",
+    "string2ll",
+]

@@ -1,0 +1,197 @@
+"""Hypothesis properties of the RESP codec: any bytes give commands/frames or ProtocolError."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from persistence.resp import (
+    Array,
+    BigNumber,
+    Boolean,
+    Bulk,
+    Double,
+    Error,
+    Frame,
+    Integer,
+    Map,
+    Null,
+    ProtocolError,
+    Push,
+    ReplyParser,
+    RequestParser,
+    Set,
+    SimpleString,
+    Verbatim,
+    encode,
+    split_args,
+)
+
+
+def cmd_wire(args: list[bytes]) -> bytes:
+    return b"*%d\r\n" % len(args) + b"".join(b"$%d\r\n%b\r\n" % (len(a), a) for a in args)
+
+
+def run(data: bytes, cuts: list[int], fast: bool) -> tuple[list[list[bytes]], str | None]:
+    """Feed ``data`` in chunks split at ``cuts``; the commands and the error message, if any."""
+    p = RequestParser(fast=fast, max_bulk_len=64)
+    out: list[list[bytes]] = []
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    try:
+        for a, b in itertools.pairwise(bounds):
+            p.feed(data[a:b])
+            out.extend(p.commands())
+    except ProtocolError as exc:
+        return out, exc.message
+    return out, None
+
+
+# Byte soup that often looks like RESP.
+resp_bytes = st.lists(
+    st.one_of(
+        st.binary(max_size=6),
+        st.sampled_from(
+            [
+                b"*",
+                b"$",
+                b"\r\n",
+                b"\r",
+                b"\n",
+                b"*1\r\n",
+                b"*2\r\n",
+                b"$3\r\n",
+                b"$-1\r\n",
+                b"foo",
+                b'"',
+                b"'",
+                b"\\",
+                b"\\x4",
+                b" ",
+                b"\x00",
+                b"+OK\r\n",
+                b":1\r\n",
+                b"$65\r\n",
+                b"*-1\r\n",
+                b"*0\r\n",
+                b"PING\r\n",
+            ]
+        ),
+    ),
+    max_size=30,
+).map(b"".join)
+
+
+@settings(max_examples=400, deadline=None)
+@given(resp_bytes, st.lists(st.integers(min_value=0), max_size=6))
+def test_any_bytes_give_commands_or_protocol_error(data: bytes, cuts: list[int]) -> None:
+    whole_fast = run(data, [], True)
+    # the same outcome whether whole or chunked, hiredis fast path or pure Python
+    assert run(data, cuts, True) == whole_fast
+    assert run(data, cuts, False) == whole_fast
+    assert run(data, [], False) == whole_fast
+    for cmd in whole_fast[0]:
+        assert cmd and all(type(a) is bytes for a in cmd)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.integers(min_value=0), max_size=4))
+def test_random_binary(data: bytes, cuts: list[int]) -> None:
+    assert run(data, cuts, True) == run(data, [], False)
+
+
+args_st = st.lists(st.binary(max_size=40), min_size=1, max_size=8)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(args_st, max_size=10), st.lists(st.integers(min_value=0), max_size=6))
+def test_parse_of_encoded_commands(cmds: list[list[bytes]], cuts: list[int]) -> None:
+    wire = b"".join(cmd_wire(c) for c in cmds)
+    assert run(wire, cuts, True) == (cmds, None)
+    assert run(wire, cuts, False) == (cmds, None)
+
+
+@given(st.binary(max_size=60))
+def test_split_args_never_raises(line: bytes) -> None:
+    words = split_args(line)
+    assert words is None or all(type(w) is bytes for w in words)
+
+
+# --- replies -------------------------------------------------------------------------------
+
+scalars = st.one_of(
+    st.binary(max_size=10).filter(lambda b: b"\r" not in b and b"\n" not in b).map(SimpleString),
+    st.binary(max_size=10).filter(lambda b: b"\r" not in b and b"\n" not in b).map(Error),
+    st.integers(min_value=-(2**63), max_value=2**63 - 1).map(Integer),
+    st.one_of(st.none(), st.binary(max_size=10)).map(Bulk),
+    st.just(Null()),
+    st.floats(allow_nan=False).map(Double),
+    st.booleans().map(Boolean),
+    st.integers().map(BigNumber),
+    st.tuples(st.sampled_from([b"txt", b"mkd"]), st.binary(max_size=10)).map(
+        lambda t: Verbatim(*t)
+    ),
+)
+
+
+def _aggregates(children: st.SearchStrategy[Frame]) -> st.SearchStrategy[Frame]:
+    items = st.lists(children, max_size=4)
+    return st.one_of(
+        items.map(Array),
+        items.map(Set),
+        items.map(Push),
+        st.lists(st.tuples(children, children), max_size=3).map(Map),
+    )
+
+
+frames_st = st.recursive(scalars, _aggregates, max_leaves=12)
+
+
+def _resp3_roundtrip_equal(a: Frame, b: Frame) -> bool:
+    if isinstance(a, Double) and isinstance(b, Double):
+        return a.value == b.value or (math.isnan(a.value) and math.isnan(b.value))
+    return a == b
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(frames_st, max_size=4))
+def test_reply_roundtrip_resp3(frames: list[Frame]) -> None:
+    wire = b"".join(encode(f, 3) for f in frames)
+    p = ReplyParser()
+    p.feed(wire)
+    got = list(p.frames())
+    # RESP3 has one null: Bulk(None) and Array(None) come back as Null()
+    expected = [_nulls_to_null(f) for f in frames]
+    assert len(got) == len(expected)
+    assert all(_resp3_roundtrip_equal(a, b) for a, b in zip(got, expected))
+    # byte by byte gives the same frames
+    q = ReplyParser()
+    one: list[Frame] = []
+    for i in range(len(wire)):
+        q.feed(wire[i : i + 1])
+        one.extend(q.frames())
+    assert one == got
+
+
+def _nulls_to_null(f: Frame) -> Frame:
+    if f in (Bulk(None), Array(None)):
+        return Null()
+    if isinstance(f, Array) and f.items is not None:
+        return Array([_nulls_to_null(x) for x in f.items])
+    if isinstance(f, Set | Push):
+        return type(f)([_nulls_to_null(x) for x in f.items])
+    if isinstance(f, Map):
+        return Map([(_nulls_to_null(k), _nulls_to_null(v)) for k, v in f.pairs])
+    return f
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=80))
+def test_reply_parser_any_bytes(data: bytes) -> None:
+    p = ReplyParser()
+    p.feed(data)
+    with contextlib.suppress(ProtocolError):
+        list(p.frames())
