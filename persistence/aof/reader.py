@@ -119,12 +119,24 @@ def read_aof(
     allow_torn_tail: bool = True,
 ) -> Iterator[AofItem]:
     """Stream everything in an AOF (see the module docstring)."""
+    for batch in read_aof_batches(
+        path, verify_checksum=verify_checksum, allow_torn_tail=allow_torn_tail
+    ):
+        yield from batch
+
+
+def read_aof_batches(
+    path: str | os.PathLike[str],
+    *,
+    verify_checksum: bool = True,
+    allow_torn_tail: bool = True,
+) -> Iterator[list[AofItem]]:
+    """:func:`read_aof` in lists of items (a few hundred commands each): the fast way to load."""
     sources = _sources(path)
     state = _State()
     for i, src in enumerate(sources):
         last = i == len(sources) - 1
-        for batch in _read_one(src, state, last, verify_checksum, allow_torn_tail):
-            yield from batch
+        yield from _read_one(src, state, last, verify_checksum, allow_torn_tail)
 
 
 @dataclass(slots=True)

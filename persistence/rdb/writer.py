@@ -19,7 +19,6 @@ object in the encoding it would have chosen itself (``OBJECT ENCODING``):
 
 from __future__ import annotations
 
-import contextlib
 import os
 import struct
 import time
@@ -27,6 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
+from persistence.atomic import atomic_file
 from persistence.crc import crc64, key_slot
 from persistence.errors import FormatError
 from persistence.rdb import constants as C
@@ -523,28 +523,14 @@ def write_rdb(
     for r in records:
         by_db.setdefault(r.db, []).append(r)
     target = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(directory, f"temp-{os.getpid()}-{id(by_db):x}.rdb")
-    try:
-        with open(tmp, "wb") as f:
-            w = RdbWriter(f, opts, file=target)
-            for code in functions:
-                w.write_function(code)
-            for db in sorted(by_db):
-                recs = by_db[db]
-                if opts.cluster_slot_info:
-                    recs.sort(key=lambda r: key_slot(r.key))
-                if any(not is_empty(r.value) for r in recs):
-                    w.write_db(db, recs)
-            w.finish()
-            os.fsync(f.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    with atomic_file(target) as f:
+        w = RdbWriter(f, opts, file=target)
+        for code in functions:
+            w.write_function(code)
+        for db in sorted(by_db):
+            recs = by_db[db]
+            if opts.cluster_slot_info:
+                recs.sort(key=lambda r: key_slot(r.key))
+            if any(not is_empty(r.value) for r in recs):
+                w.write_db(db, recs)
+        w.finish()
