@@ -22,6 +22,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import best_of, dir_size, server_load_seconds, table, valkey
+
 from persistence.aof.reader import AofCommand, read_aof
 from persistence.rdb.reader import read_rdb
 

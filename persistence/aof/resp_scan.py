@@ -228,9 +228,9 @@ class RespScanner:
             if len(out) >= BATCH:
                 full = True
                 break
-        if full and (pos >= end or buf[pos] == 42):
-            state = _AGAIN
-        elif stop_at_special and (pos >= end or buf[pos] in (42, 35)):  # '*' or '#' follows
+        # a full batch goes on where a '*' follows; after a special command '#' may follow too
+        follows = pos >= end or buf[pos] == 42 or (stop_at_special and buf[pos] == 35)
+        if (full or stop_at_special) and follows:
             state = _AGAIN
         elif stop_at_special or not ok or (pos < end and buf[pos] != 42):
             # hiredis objected, a check failed, or what follows is not a command start: the
