@@ -24,7 +24,7 @@ class CorruptInput(click.ClickException):
 def corrupt(e: PersistenceError) -> CorruptInput:
     msg = e.describe()
     if isinstance(e, ChecksumError):
-        msg += f" (expected CRC64 {e.expected:#018x}, stored {e.stored:#018x}; --no-checksum skips)"
+        msg += " (--no-checksum skips the check)"
     return CorruptInput(msg)
 
 
