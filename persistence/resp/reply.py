@@ -229,6 +229,58 @@ def _encode_into(out: bytearray, frame: Frame, resp: int) -> None:
         raise TypeError(f"not a RESP frame: {frame!r}")
 
 
+# --------------------------------------------------------------------------------------------
+# Plain Python values (what engine command handlers return)
+# --------------------------------------------------------------------------------------------
+
+
+def encode_value(value: object, resp: int = 2) -> bytes:
+    """Encode a handler's reply: ``bytes`` -> bulk, ``int`` -> integer, ``None`` -> null,
+    ``list``/``tuple`` -> array, ``float`` -> double, ``bool`` -> boolean, ``dict`` -> map, and
+    any :mod:`frames` object as itself (``SimpleString(b"OK")`` for ``+OK``, ``Error``, ``Set``,
+    ``Array(None)`` for a null array, ``Verbatim``...). The common shapes are tried first."""
+    t = type(value)
+    if t is bytes:
+        return bulk(value)  # type: ignore[arg-type]
+    if t is int:
+        return integer(value)  # type: ignore[arg-type]
+    if value is None:
+        return NULL_BULK if resp == 2 else NULL3
+    out = bytearray()
+    _value_into(out, value, resp)
+    return bytes(out)
+
+
+def _value_into(out: bytearray, value: object, resp: int) -> None:
+    t = type(value)
+    if t is bytes:
+        n = len(value)  # type: ignore[arg-type]
+        out += _BULK_HDR[n] if n < _SMALL else b"$%d\r\n" % n
+        out += value  # type: ignore[operator]
+        out += CRLF
+    elif t is int:
+        out += integer(value)  # type: ignore[arg-type]
+    elif value is None:
+        out += NULL_BULK if resp == 2 else NULL3
+    elif t is list or t is tuple:
+        items = value  # type: ignore[assignment]
+        out += array_header(len(items))  # type: ignore[arg-type]
+        for item in items:  # type: ignore[attr-defined]
+            _value_into(out, item, resp)
+    elif t is bool:
+        out += boolean(value, resp)  # type: ignore[arg-type]
+    elif t is float:
+        out += double(value, resp)  # type: ignore[arg-type]
+    elif t is dict:
+        pairs = value  # type: ignore[assignment]
+        out += map_header(len(pairs), resp)  # type: ignore[arg-type]
+        for k, v in pairs.items():  # type: ignore[attr-defined]
+            _value_into(out, k, resp)
+            _value_into(out, v, resp)
+    else:
+        _encode_into(out, value, resp)  # type: ignore[arg-type]
+
+
 __all__ = [
     "EMPTY_ARRAY",
     "EMPTY_BULK",
@@ -244,6 +296,7 @@ __all__ = [
     "bulk",
     "double",
     "encode",
+    "encode_value",
     "error",
     "format_double",
     "integer",

@@ -1,0 +1,20 @@
+"""Command modules; importing this package registers every command in the table.
+
+One module per data type (strings, lists, hashes, sets, zsets, streams), plus generic keys,
+connection (PING, HELLO, AUTH, CLIENT, SELECT...), server (INFO, CONFIG, COMMAND, DBSIZE...),
+transactions (MULTI/EXEC/WATCH) and pub/sub.
+"""
+
+from engine.commands import (  # noqa: F401
+    keys,
+    strings,
+    lists,
+    hashes,
+    sets,
+    zsets,
+    streams,
+    connection,
+    server,
+    transactions,
+    pubsub,
+)

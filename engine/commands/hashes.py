@@ -1,0 +1,1 @@
+"""Commands: hashes (to be written)."""

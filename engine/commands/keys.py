@@ -1,0 +1,1 @@
+"""Commands: keys (to be written)."""

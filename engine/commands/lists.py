@@ -1,0 +1,1 @@
+"""Commands: lists (to be written)."""

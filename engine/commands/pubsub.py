@@ -1,0 +1,1 @@
+"""Commands: pubsub (to be written)."""

@@ -1,0 +1,1 @@
+"""Commands: server (to be written)."""

@@ -1,0 +1,1 @@
+"""Commands: sets (to be written)."""

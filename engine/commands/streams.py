@@ -1,0 +1,1 @@
+"""Commands: streams (to be written)."""

@@ -1,0 +1,1 @@
+"""Commands: transactions (to be written)."""

@@ -1,0 +1,1 @@
+"""Commands: zsets (to be written)."""

@@ -1,0 +1,328 @@
+"""The engine: executes commands against the keyspace and reports their propagated effects.
+
+``Engine.execute(client, argv)`` is Valkey's processCommand + call in one: look the command up in
+the table, check arity and authentication, queue it inside MULTI, run the handler with a
+:class:`~engine.context.Ctx`, and return ``(reply, effects)``. ``effects`` is the execution unit's
+propagation, already wrapped in MULTI/EXEC when it holds more than one command, as
+``(db, argv)`` pairs (db -1 for MULTI/EXEC); the server hands them to the AOF writer (which adds
+SELECT) and to slot-migration streams. Pure: no I/O, time from the injected clock.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from engine import commands as _commands  # noqa: F401 - registers every command
+from engine import types as _types  # noqa: F401 - registers every value type
+from engine.blocking import Block
+from engine.clock import Clock, SystemClock
+from engine.commands.table import TABLE, Command
+from engine.config import Config
+from engine.context import ClientState, Ctx, Effect
+from engine.errors import (
+    EXEC_ABORT,
+    NOAUTH,
+    CommandError,
+    unknown_command,
+    unknown_subcommand,
+    wrong_arity,
+)
+from engine.keyspace import Keyspace
+from persistence.resp.frames import Array, Error, Push, SimpleString
+
+MULTI: Effect = (-1, [b"MULTI"])
+EXEC: Effect = (-1, [b"EXEC"])
+QUEUED = SimpleString(b"QUEUED")
+NULL_ARRAY = Array(None)
+# commands that run at once inside MULTI (src/server.c processCommand)
+_MULTI_IMMEDIATE = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+_NO_AUTH_NEEDED = frozenset((b"auth", b"hello", b"quit", b"reset"))
+# what a RESP2 client in subscribed state may run (src/server.c)
+_PUBSUB_ALLOWED = frozenset(
+    (b"subscribe", b"ssubscribe", b"unsubscribe", b"sunsubscribe", b"psubscribe",
+     b"punsubscribe", b"ping", b"quit", b"reset")
+)  # fmt: skip
+
+
+@dataclass
+class CommandStats:
+    calls: int = 0
+    usec: int = 0
+    rejected_calls: int = 0
+    failed_calls: int = 0
+
+
+@dataclass
+class Stats:
+    total_commands_processed: int = 0
+    total_connections_received: int = 0
+    rejected_connections: int = 0
+    keyspace_hits: int = 0
+    keyspace_misses: int = 0
+    total_error_replies: int = 0
+    dirty: int = 0  # changes since the last save (rdb_changes_since_last_save)
+    commands: dict[str, CommandStats] = field(default_factory=dict)
+    errors: dict[str, int] = field(default_factory=dict)
+
+
+_NOTIFY_FLAGS = {"g": "g", "$": "$", "l": "l", "s": "s", "h": "h", "z": "z", "x": "x",
+                 "e": "e", "t": "t", "m": "m", "n": "n", "d": "d"}  # fmt: skip
+_NOTIFY_ALL = "g$lshzxetd"  # 'A' (src/notify.c NOTIFY_ALL, without m and n)
+
+
+def parse_notify_flags(text: str) -> frozenset[str]:
+    """src/notify.c keyspaceEventsStringToFlags; raises ValueError on an unknown class."""
+    flags: set[str] = set()
+    for ch in text:
+        if ch == "A":
+            flags.update(_NOTIFY_ALL)
+        elif ch in ("K", "E") or ch in _NOTIFY_FLAGS:
+            flags.add(ch)
+        else:
+            raise ValueError(ch)
+    return frozenset(flags)
+
+
+class Engine:
+    def __init__(self, config: Config | None = None, clock: Clock | None = None) -> None:
+        self.config = config or Config()
+        self.clock: Clock = clock or SystemClock()
+        n = self.config["databases"]
+        if self.config["cluster-enabled"]:
+            n = self.config["cluster-databases"]
+        self.keyspace = Keyspace(n)
+        self.keyspace.lazyfree_lazy_expire = self.config["lazyfree-lazy-expire"]
+        self.loading = False
+        self.stats = Stats()
+        self.clients: dict[int, ClientState] = {}
+        self.next_client_id = 1
+        self.channels: dict[bytes, set[ClientState]] = {}
+        self.patterns: dict[bytes, set[ClientState]] = {}
+        self.pushed: set[ClientState] = set()  # clients with pushes to write
+        self.ready_keys: list[tuple[int, bytes]] = []  # keys blocked clients may want
+        self.notify_flags = parse_notify_flags(self.config["notify-keyspace-events"])
+        self.config.on_change["notify-keyspace-events"] = self._set_notify
+        self.config.on_change["lazyfree-lazy-expire"] = self._set_lazyfree
+        self.field_expirer: Callable[[Ctx, int, bytes], None] | None = None  # set by hashes
+        self.start_time = time.time()
+        self.server_info: dict[str, Any] = {}  # filled by the server (port, pid, ...)
+
+    def _set_notify(self, text: Any) -> None:
+        try:
+            self.notify_flags = parse_notify_flags(str(text))
+        except ValueError:
+            raise CommandError(
+                "ERR CONFIG SET failed (possibly related to argument 'notify-keyspace-events')"
+                " - Invalid event class character. Use 'Ag$lshzxeKEtmdn'."
+            ) from None
+
+    def _set_lazyfree(self, value: Any) -> None:
+        self.keyspace.lazyfree_lazy_expire = bool(value)
+
+    # -- clients --------------------------------------------------------------------------
+    def new_client(self, addr: str = "", laddr: str = "") -> ClientState:
+        c = ClientState(id=self.next_client_id, addr=addr, laddr=laddr)
+        c.created_ms = c.last_interaction_ms = self.clock.now_ms()
+        c.authenticated = not self.config["requirepass"]
+        self.next_client_id += 1
+        self.clients[c.id] = c
+        self.stats.total_connections_received += 1
+        return c
+
+    def drop_client(self, client: ClientState) -> None:
+        self.keyspace.unwatch_all(client)
+        for ch in client.channels:
+            subs = self.channels.get(ch)
+            if subs is not None:
+                subs.discard(client)
+                if not subs:
+                    del self.channels[ch]
+        for pat in client.patterns:
+            subs = self.patterns.get(pat)
+            if subs is not None:
+                subs.discard(client)
+                if not subs:
+                    del self.patterns[pat]
+        client.channels.clear()
+        client.patterns.clear()
+        self.pushed.discard(client)
+        self.clients.pop(client.id, None)
+
+    # -- execution ------------------------------------------------------------------------
+    def execute(self, client: ClientState, argv: list[bytes]) -> tuple[Any, list[Effect]]:
+        """Run one command from ``client``; returns (reply, effects)."""
+        name = argv[0]
+        cmd = TABLE.get(name)
+        if cmd is None:
+            cmd = TABLE.get(name.lower())
+            if cmd is None:
+                return self._reject(client, unknown_command(name, argv[1:]), None)
+        if cmd.container:
+            if len(argv) < 2:
+                return self._reject(client, wrong_arity(name), cmd)
+            sub = cmd.subcommands.get(argv[1].lower())
+            if sub is None:
+                return self._reject(client, unknown_subcommand(argv[1], name), cmd)
+            cmd = sub
+        if not cmd.arity_ok(len(argv)):
+            return self._reject(client, wrong_arity(cmd.name.encode()), cmd)
+        lname = cmd.name.encode()
+        if not client.authenticated and lname not in _NO_AUTH_NEEDED:
+            return self._reject(client, CommandError(NOAUTH), cmd)
+        if client.multi is not None and lname not in _MULTI_IMMEDIATE:
+            client.multi.append(argv)
+            return QUEUED, []
+        if client.resp == 2 and client.subscriptions and lname not in _PUBSUB_ALLOWED:
+            return self._reject(
+                client,
+                CommandError(
+                    f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE "
+                    "/ PING / QUIT / RESET are allowed in this context"
+                ),
+                cmd,
+            )
+        ctx = Ctx(self, client, self.clock.now_ms())
+        reply = self.call(ctx, cmd, argv, may_block=True)
+        effects = ctx.effects
+        if len(effects) > 1:
+            effects = [MULTI, *effects, EXEC]
+        return reply, effects
+
+    def call(self, ctx: Ctx, cmd: Command, argv: list[bytes], *, may_block: bool) -> Any:
+        """Run the handler; the command's own propagation is appended to ``ctx.effects``."""
+        ctx.argv = argv
+        db_id = ctx.db.id
+        dirty_before = ctx.dirty
+        ctx.propagate_as = None
+        ctx.prevented = False
+        stats = self.stats
+        st = stats.commands.get(cmd.name)
+        if st is None:
+            st = stats.commands[cmd.name] = CommandStats()
+        t0 = time.perf_counter_ns()
+        ctx.may_block = may_block
+        try:
+            reply = cmd.handler(ctx, argv)
+        except CommandError as e:
+            reply = Error(e.message.encode())
+            st.failed_calls += 1
+            self._count_error(e.message)
+        st.calls += 1
+        st.usec += (time.perf_counter_ns() - t0) // 1000
+        stats.total_commands_processed += 1
+        ctx.client.last_cmd = cmd.name.encode()
+        ctx.client.last_interaction_ms = ctx.now_ms
+        changed = ctx.dirty - dirty_before
+        if changed:
+            stats.dirty += changed
+            if cmd.write and not ctx.prevented:
+                ctx.effects.append((db_id, ctx.propagate_as or argv))
+        return reply
+
+    def _reject(
+        self, client: ClientState, err: CommandError, cmd: Command | None
+    ) -> tuple[Any, list[Effect]]:
+        if client.multi is not None:
+            client.multi_error = True
+        if cmd is not None:
+            st = self.stats.commands.setdefault(cmd.name, CommandStats())
+            st.rejected_calls += 1
+        self._count_error(err.message)
+        return Error(err.message.encode()), []
+
+    def _count_error(self, message: str) -> None:
+        self.stats.total_error_replies += 1
+        code = message.split(" ", 1)[0]
+        self.stats.errors[code] = self.stats.errors.get(code, 0) + 1
+
+    def exec_transaction(self, ctx: Ctx) -> Any:
+        """EXEC: run the queued commands as one execution unit (src/multi.c execCommand)."""
+        client = ctx.client
+        queued = client.multi or []
+        client.multi = None
+        if client.multi_error:
+            client.multi_error = False
+            self.keyspace.unwatch_all(client)
+            raise CommandError(EXEC_ABORT)
+        if client.dirty_cas:
+            self.keyspace.unwatch_all(client)
+            return NULL_ARRAY
+        self.keyspace.unwatch_all(client)
+        replies: list[Any] = []
+        for argv in queued:
+            cmd = TABLE.get(argv[0].lower())
+            assert cmd is not None
+            if cmd.container:
+                cmd = cmd.subcommands[argv[1].lower()]
+            ctx.db = self.keyspace.dbs[client.db]
+            replies.append(self.call(ctx, cmd, argv, may_block=False))
+        ctx.db = self.keyspace.dbs[client.db]
+        ctx.prevent()
+        return replies
+
+    # -- keyspace events ------------------------------------------------------------------
+    def notify(self, cls: str, event: bytes, key: bytes, db: int) -> None:
+        flags = self.notify_flags
+        if not flags or cls not in flags:
+            return
+        if "K" in flags:
+            self.publish(b"__keyspace@%d__:%b" % (db, key), event)
+        if "E" in flags:
+            self.publish(b"__keyevent@%d__:%b" % (db, event), key)
+
+    def signal_ready(self, db: int, key: bytes) -> None:
+        self.ready_keys.append((db, key))
+
+    # -- pub/sub --------------------------------------------------------------------------
+    def publish(self, channel: bytes, message: bytes) -> int:
+        from persistence.rdb.glob import glob_match
+
+        n = 0
+        subs = self.channels.get(channel)
+        if subs:
+            for c in subs:
+                self._push(c, [b"message", channel, message])
+                n += 1
+        for pat, psubs in self.patterns.items():
+            if glob_match(pat, channel):
+                for c in psubs:
+                    self._push(c, [b"pmessage", pat, channel, message])
+                    n += 1
+        return n
+
+    def _push(self, client: ClientState, items: list[Any]) -> None:
+        client.pushes.append(Push(_frames(items)))
+        self.pushed.add(client)
+
+    # -- expiry ---------------------------------------------------------------------------
+    def active_expire(self, max_keys: int = 200) -> list[list[Effect]]:
+        """One active expiry step: delete up to ``max_keys`` due keys per db. Each deleted key
+        is its own execution unit (observed: a bare ``UNLINK`` per key)."""
+        if self.loading:
+            return []
+        units: list[list[Effect]] = []
+        now = self.clock.now_ms()
+        client = _INTERNAL
+        for db in self.keyspace.dbs:
+            if not db.heap:
+                continue
+            for key in db.due_keys(now, max_keys):
+                ctx = Ctx(self, client, now)
+                ctx.db = db
+                db.expire_key(ctx, key)
+                units.append(ctx.effects)
+        return units
+
+
+def _frames(items: list[Any]) -> list[Any]:
+    from persistence.resp.frames import Bulk, Integer
+
+    return [Bulk(i) if isinstance(i, bytes) else Integer(i) if isinstance(i, int) else i
+            for i in items]  # fmt: skip
+
+
+_INTERNAL = ClientState(id=0)
+Block = Block  # re-export for handlers

@@ -1,0 +1,207 @@
+"""Numbered databases of keys, key TTLs with lazy and active expiry, WATCH bookkeeping.
+
+How this works: a :class:`Database` is two dicts, ``data`` (key -> value object) and ``expires``
+(key -> absolute ms), as in Valkey. A key is expired when ``now > expire`` (src/db.c
+keyIsExpired). Lookups through :meth:`Database.lookup` delete an expired key on access and
+propagate ``UNLINK`` (``lazyfree-lazy-expire yes``, the Valkey 9 default) in the current unit;
+while loading, nothing expires. Active expiry uses a heap of (expire ms, key) per database with
+lazy removal of stale entries, so each cycle touches only keys that are really due.
+Hash fields with TTLs keep their own heap of (earliest field expiry, key), fed by the hash type.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
+
+from engine.errors import WRONGTYPE, CommandError
+from engine.types.base import BY_CLASS, type_info
+from persistence.records import KeyRecord
+
+if TYPE_CHECKING:
+    from engine.context import ClientState, Ctx
+
+
+class Database:
+    __slots__ = ("data", "expires", "field_heap", "heap", "id", "keyspace", "volatile_keys")
+
+    def __init__(self, db_id: int, keyspace: Keyspace) -> None:
+        self.id = db_id
+        self.keyspace = keyspace
+        self.data: dict[bytes, Any] = {}
+        self.expires: dict[bytes, int] = {}
+        self.heap: list[tuple[int, bytes]] = []  # (expire ms, key), stale entries allowed
+        # hashes that have volatile fields (Valkey's keys_with_volatile_items), maintained by
+        # the hash type, and a heap of (earliest field expiry, key) for the active field job
+        self.volatile_keys: set[bytes] = set()
+        self.field_heap: list[tuple[int, bytes]] = []
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    # -- lookups --------------------------------------------------------------------------
+    def lookup(self, ctx: Ctx, key: bytes) -> Any:
+        """The value of ``key`` or None; an expired key is deleted here (lazy expiry)."""
+        value = self.data.get(key)
+        if value is None:
+            return None
+        exp = self.expires.get(key)
+        if exp is not None and ctx.now_ms > exp and not ctx.engine.loading:
+            self.expire_key(ctx, key)
+            return None
+        return value
+
+    def lookup_as(self, ctx: Ctx, key: bytes, cls: type) -> Any:
+        """Like :meth:`lookup`, but WRONGTYPE unless the value is a ``cls``."""
+        value = self.lookup(ctx, key)
+        if value is not None and type(value) is not cls:
+            raise CommandError(WRONGTYPE)
+        return value
+
+    def exists(self, ctx: Ctx, key: bytes) -> bool:
+        return self.lookup(ctx, key) is not None
+
+    # -- writes ---------------------------------------------------------------------------
+    def set(self, key: bytes, value: Any, *, keep_ttl: bool = False) -> None:
+        """Store ``value`` (overwriting); the old TTL goes unless ``keep_ttl`` (setKey)."""
+        old = self.data.get(key)
+        if old is not None and old is not value:
+            self._forget(key, old)
+        self.data[key] = value
+        if not keep_ttl and key in self.expires:
+            del self.expires[key]
+
+    def add(self, key: bytes, value: Any) -> None:
+        """Store a new key (the caller checked it does not exist)."""
+        self.data[key] = value
+
+    def delete(self, key: bytes) -> bool:
+        value = self.data.pop(key, None)
+        if value is None:
+            return False
+        self.expires.pop(key, None)
+        self._forget(key, value)
+        return True
+
+    def _forget(self, key: bytes, value: Any) -> None:
+        if key in self.volatile_keys:
+            self.volatile_keys.discard(key)
+
+    def set_expire(self, key: bytes, when_ms: int) -> None:
+        self.expires[key] = when_ms
+        heapq.heappush(self.heap, (when_ms, key))
+        if len(self.heap) > 2 * len(self.expires) + 1024:
+            self.heap = [(ms, k) for k, ms in self.expires.items()]
+            heapq.heapify(self.heap)
+
+    def get_expire(self, key: bytes) -> int | None:
+        return self.expires.get(key)
+
+    def persist(self, key: bytes) -> bool:
+        return self.expires.pop(key, None) is not None
+
+    def expire_key(self, ctx: Ctx, key: bytes) -> None:
+        """Delete an expired key and propagate it (src/db.c deleteExpiredKeyAndPropagate)."""
+        self.delete(key)
+        ks = self.keyspace
+        ks.stats_expired_keys += 1
+        ctx.notify("x", b"expired", key, self.id)
+        ctx.modified(key, self.id)
+        ctx.also([b"UNLINK" if ks.lazyfree_lazy_expire else b"DEL", key], self.id)
+
+    def due_keys(self, now_ms: int, limit: int) -> list[bytes]:
+        """Up to ``limit`` keys whose TTL passed (``now > expire``), popped from the heap."""
+        heap = self.heap
+        out: list[bytes] = []
+        expires = self.expires
+        while heap and len(out) < limit:
+            ms, key = heap[0]
+            if ms >= now_ms:
+                break
+            heapq.heappop(heap)
+            if expires.get(key) == ms:
+                out.append(key)
+        return out
+
+    def clear(self) -> int:
+        n = len(self.data)
+        self.data.clear()
+        self.expires.clear()
+        self.heap.clear()
+        self.volatile_keys.clear()
+        self.field_heap.clear()
+        return n
+
+    # -- records --------------------------------------------------------------------------
+    def records(self) -> Iterator[KeyRecord]:
+        expires = self.expires
+        for key, value in self.data.items():
+            info = type_info(value)
+            yield KeyRecord(self.id, key, info.to_record(value), expires.get(key), info.encoding(value))
+
+    def load_record(self, rec: KeyRecord) -> None:
+        info = _BY_RECORD[type(rec.value)]
+        self.set(rec.key, info.from_record(rec.value))
+        if rec.expire_at_ms is not None:
+            self.set_expire(rec.key, rec.expire_at_ms)
+
+
+_BY_RECORD: dict[type, Any] = {}
+
+
+def _index_record_types() -> None:
+    from persistence import records as r
+
+    names = {"string": r.StringValue, "list": r.ListValue, "set": r.SetValue,
+             "zset": r.ZSetValue, "hash": r.HashValue, "stream": r.StreamValue}  # fmt: skip
+    for info in BY_CLASS.values():
+        _BY_RECORD[names[info.name]] = info
+
+
+class Keyspace:
+    def __init__(self, databases: int = 16) -> None:
+        self.dbs = [Database(i, self) for i in range(databases)]
+        self.watchers: dict[tuple[int, bytes], set[ClientState]] = {}
+        self.lazyfree_lazy_expire = True  # Valkey 9 default
+        self.stats_expired_keys = 0
+        self.stats_expired_fields = 0
+
+    # -- WATCH ----------------------------------------------------------------------------
+    def watch(self, client: ClientState, db: int, key: bytes) -> None:
+        self.watchers.setdefault((db, key), set()).add(client)
+        client.watched.add((db, key))
+
+    def unwatch_all(self, client: ClientState) -> None:
+        for dk in client.watched:
+            ws = self.watchers.get(dk)
+            if ws is not None:
+                ws.discard(client)
+                if not ws:
+                    del self.watchers[dk]
+        client.watched.clear()
+        client.dirty_cas = False
+
+    def touch_watched(self, db: int, key: bytes) -> None:
+        if self.watchers:
+            ws = self.watchers.get((db, key))
+            if ws:
+                for c in ws:
+                    c.dirty_cas = True
+
+    def touch_all_watched(self, db: int | None = None) -> None:
+        """FLUSHDB/FLUSHALL/SWAPDB: every watched key of ``db`` (None = all) is touched."""
+        for (wdb, _), ws in self.watchers.items():
+            if db is None or wdb == db:
+                for c in ws:
+                    c.dirty_cas = True
+
+    # -- records --------------------------------------------------------------------------
+    def records(self) -> Iterator[KeyRecord]:
+        for db in self.dbs:
+            yield from db.records()
+
+    def load_record(self, rec: KeyRecord) -> None:
+        if not _BY_RECORD:
+            _index_record_types()
+        self.dbs[rec.db].load_record(rec)

@@ -1,0 +1,1 @@
+"""Value type: hashes (to be written)."""

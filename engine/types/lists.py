@@ -1,0 +1,1 @@
+"""Value type: lists (to be written)."""

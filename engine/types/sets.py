@@ -1,0 +1,1 @@
+"""Value type: sets (to be written)."""

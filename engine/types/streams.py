@@ -1,0 +1,1 @@
+"""Value type: streams (to be written)."""

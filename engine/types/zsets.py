@@ -1,0 +1,1 @@
+"""Value type: zsets (to be written)."""
