@@ -1,0 +1,365 @@
+"""The RESP server: asyncio (uvloop when available), one Protocol object per connection.
+
+How this works: ``data_received`` feeds the connection's sans-IO parser and runs every complete
+command through ``Engine.execute``; replies are encoded with the client's protocol and kept until
+the end of the event-loop turn, when :meth:`Server.flush` writes the AOF (one write, and one fsync
+with ``appendfsync always``: a group commit across every client served in that turn) and then
+each connection's replies with one ``transport.write``. So a pipeline is handled per read and
+answered once, and no reply leaves before its write is durable.
+
+A command that must wait (BLPOP ...) returns a :class:`~engine.blocking.Block`: the connection
+stops reading its pipeline, is parked on the keys, and the command runs again when a write
+signals one of them ready, or answers the timeout reply. Pub/sub messages queued by the engine
+are written in the same flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections import deque
+from typing import Any
+
+from engine.blocking import Block
+from engine.context import ClientState, Effect
+from engine.engine import Engine
+from engine.server.durability import AofWriter
+from persistence.resp.parser import ProtocolError, RequestParser
+from persistence.resp.reply import encode_value
+
+log = logging.getLogger("valkey-engine")
+
+MAX_CLIENTS_ERR = b"-ERR max number of clients reached\r\n"
+PROTECTED_ERR = (
+    b"-DENIED Valkey is running in protected mode because protected mode is enabled and no "
+    b"password is set for the default user. In this mode connections are only accepted from "
+    b"the loopback interface. If you want to connect from external computers to Valkey you may "
+    b"adopt one of the following solutions: 1) Just disable protected mode sending the command "
+    b"'CONFIG SET protected-mode no' from the loopback interface by connecting to Valkey from "
+    b"the same host the server is running, however MAKE SURE Valkey is not publicly accessible "
+    b"from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
+    b"Alternatively you can just disable the protected mode by editing the Valkey configuration "
+    b"file, and setting the protected mode option to 'no', and then restarting the server. 3) If "
+    b"you started the server manually just for testing, restart it with the '--protected-mode "
+    b"no' option. 4) Set up an authentication password for the default user. NOTE: You only need "
+    b"to do one of the above things in order for the server to start accepting connections from "
+    b"the outside.\r\n"
+)
+
+
+class Connection(asyncio.Protocol):
+    def __init__(self, server: Server) -> None:
+        self.server = server
+        self.transport: asyncio.Transport | None = None
+        self.client: ClientState | None = None
+        self.parser = RequestParser(max_bulk_len=server.engine.config["proto-max-bulk-len"])
+        self.out: list[bytes] = []
+        self.blocked: Block | None = None
+        self.blocked_argv: list[bytes] | None = None
+        self.timeout_handle: asyncio.TimerHandle | None = None
+        self.closing = False
+
+    # -- asyncio callbacks ----------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment] # uvloop's is not a subclass
+        srv = self.server
+        peer = transport.get_extra_info("peername") or ("?", 0)
+        sock = transport.get_extra_info("sockname") or ("?", 0)
+        addr, laddr = _fmt_addr(peer), _fmt_addr(sock)
+        engine = srv.engine
+        if len(srv.connections) >= engine.config["maxclients"]:
+            engine.stats.rejected_connections += 1
+            transport.write(MAX_CLIENTS_ERR)
+            transport.close()
+            return
+        if (
+            engine.config["protected-mode"]
+            and not engine.config["requirepass"]
+            and not _is_loopback(peer[0])
+        ):
+            transport.write(PROTECTED_ERR)
+            transport.close()
+            return
+        self.client = engine.new_client(addr, laddr)
+        srv.connections[self.client.id] = self
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.client is not None:
+            self.server.drop(self)
+
+    def data_received(self, data: bytes) -> None:
+        if self.client is None or self.closing:
+            return
+        self.parser.feed(data)
+        if self.blocked is None:
+            self.server.process(self)
+
+    # -- helpers --------------------------------------------------------------------------
+    def send(self, data: bytes) -> None:
+        if not self.out:
+            self.server.pending.append(self)
+        self.out.append(data)
+        self.server.schedule_flush()
+
+
+class Server:
+    def __init__(self, engine: Engine, aof: AofWriter | None) -> None:
+        self.engine = engine
+        self.aof = aof
+        self.connections: dict[int, Connection] = {}
+        self.pending: list[Connection] = []
+        self.flush_scheduled = False
+        self.blocked: dict[tuple[int, bytes], deque[Connection]] = {}
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.servers: list[asyncio.AbstractServer] = []
+        self.shutdown_event = asyncio.Event()
+        self.cron_handle: asyncio.TimerHandle | None = None
+
+    # -- command processing ---------------------------------------------------------------
+    def process(self, conn: Connection) -> None:
+        """Run every complete command of ``conn``'s pipeline (until it blocks)."""
+        engine = self.engine
+        client = conn.client
+        assert client is not None
+        parser = conn.parser
+        out = conn.out
+        had_out = bool(out)
+        execute = engine.execute
+        while conn.blocked is None and not conn.closing:
+            try:
+                argv = parser.next_command()
+            except ProtocolError as e:
+                out.append(e.wire)
+                conn.closing = True
+                break
+            if argv is None:
+                break
+            reply, effects = execute(client, argv)
+            if effects:
+                self.propagate(effects)
+            if type(reply) is Block:
+                self.block(conn, argv, reply)
+                break
+            mode = client.reply_mode
+            if mode == "on":
+                out.append(encode_value(reply, client.resp))
+            elif mode == "skip":
+                client.reply_mode = "on"
+            if client.flags and self.after_command(conn, argv):
+                break
+        if out and not had_out:
+            self.pending.append(conn)
+        if engine.ready_keys:
+            self.serve_ready()
+        if engine.pushed:
+            self.deliver_pushes()
+        self.schedule_flush()
+
+    def after_command(self, conn: Connection, argv: list[bytes]) -> bool:
+        """Connection-level effects of a command (QUIT, CLIENT KILL, SHUTDOWN ...)."""
+        client = conn.client
+        assert client is not None
+        flags = client.flags
+        if "closing" in flags:
+            conn.closing = True
+            return True
+        if "shutdown" in flags:
+            flags.discard("shutdown")
+            self.request_shutdown()
+            return True
+        return False
+
+    def propagate(self, effects: list[Effect]) -> None:
+        if self.aof is not None:
+            self.aof.feed(effects)
+
+    # -- blocking -------------------------------------------------------------------------
+    def block(self, conn: Connection, argv: list[bytes], blk: Block) -> None:
+        conn.blocked = blk
+        conn.blocked_argv = getattr(blk, "resume_argv", None) or argv
+        for key in blk.keys:
+            self.blocked.setdefault((blk.db, key), deque()).append(conn)
+        if blk.timeout_ms > 0 and self.loop is not None:
+            conn.timeout_handle = self.loop.call_later(
+                blk.timeout_ms / 1000, self.unblock_timeout, conn
+            )
+
+    def _unpark(self, conn: Connection) -> None:
+        blk = conn.blocked
+        if blk is None:
+            return
+        for key in blk.keys:
+            q = self.blocked.get((blk.db, key))
+            if q is not None:
+                try:
+                    q.remove(conn)
+                except ValueError:
+                    pass
+                if not q:
+                    del self.blocked[(blk.db, key)]
+        if conn.timeout_handle is not None:
+            conn.timeout_handle.cancel()
+            conn.timeout_handle = None
+        conn.blocked = None
+        conn.blocked_argv = None
+
+    def unblock_timeout(self, conn: Connection) -> None:
+        blk = conn.blocked
+        if blk is None or conn.client is None:
+            return
+        self._unpark(conn)
+        conn.send(encode_value(blk.timeout_reply, conn.client.resp))
+        self.process(conn)  # the rest of its pipeline
+
+    def serve_ready(self) -> None:
+        engine = self.engine
+        while engine.ready_keys:
+            ready, engine.ready_keys = engine.ready_keys, []
+            for dk in ready:
+                q = self.blocked.get(dk)
+                if not q:
+                    continue
+                for conn in list(q):
+                    if conn.blocked is None or conn.client is None:
+                        continue
+                    argv = conn.blocked_argv
+                    assert argv is not None
+                    reply, effects = engine.execute(conn.client, argv)
+                    if effects:
+                        self.propagate(effects)
+                    if type(reply) is Block:
+                        continue  # still nothing for it
+                    self._unpark(conn)
+                    conn.send(encode_value(reply, conn.client.resp))
+                    if conn.parser.buffered:
+                        self.process(conn)
+
+    def deliver_pushes(self) -> None:
+        engine = self.engine
+        for client in engine.pushed:
+            conn = self.connections.get(client.id)
+            if conn is not None and client.pushes:
+                for msg in client.pushes:
+                    conn.send(encode_value(msg, client.resp))
+            client.pushes.clear()
+        engine.pushed.clear()
+
+    # -- output ---------------------------------------------------------------------------
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled and self.loop is not None:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush)
+
+    def flush(self) -> None:
+        """End of the event-loop turn: AOF first (durable before any reply), then replies."""
+        self.flush_scheduled = False
+        if self.aof is not None:
+            self.aof.flush()
+        pending, self.pending = self.pending, []
+        for conn in pending:
+            t = conn.transport
+            if conn.out and t is not None and not t.is_closing():
+                t.write(b"".join(conn.out) if len(conn.out) > 1 else conn.out[0])
+            conn.out.clear()
+            if conn.closing and t is not None:
+                t.close()
+
+    def drop(self, conn: Connection) -> None:
+        self._unpark(conn)
+        client = conn.client
+        if client is not None:
+            self.connections.pop(client.id, None)
+            self.engine.drop_client(client)
+            conn.client = None
+
+    # -- cron -----------------------------------------------------------------------------
+    def cron(self) -> None:
+        """serverCron: active expiry, client timeouts, CLIENT KILL requests."""
+        engine = self.engine
+        for unit in engine.active_expire():
+            self.propagate(unit)
+        fields = getattr(engine, "active_expire_fields", None)
+        if fields is not None:
+            for unit in fields():
+                self.propagate(unit)
+        timeout = engine.config["timeout"]
+        now = engine.clock.now_ms()
+        for conn in list(self.connections.values()):
+            c = conn.client
+            if c is None:
+                continue
+            if c.kill_requested or (
+                timeout and conn.blocked is None and not c.subscriptions
+                and now - c.last_interaction_ms > timeout * 1000
+            ):  # fmt: skip
+                if conn.transport is not None:
+                    conn.transport.close()
+        if engine.ready_keys:
+            self.serve_ready()
+        if engine.pushed:
+            self.deliver_pushes()
+        self.schedule_flush()
+        if self.loop is not None:
+            self.cron_handle = self.loop.call_later(1 / max(1, engine.config["hz"]), self.cron)
+
+    # -- life cycle -----------------------------------------------------------------------
+    async def start(self) -> None:
+        self.loop = asyncio.get_running_loop()
+        cfg = self.engine.config
+        port = cfg["port"]
+        for host in str(cfg["bind"]).split():
+            optional = host.startswith("-")
+            host = host.lstrip("-")
+            try:
+                srv = await self.loop.create_server(
+                    lambda: Connection(self), host, port, reuse_address=True, backlog=511
+                )
+            except OSError as e:
+                if optional:
+                    log.warning("Could not bind %s:%d (optional): %s", host, port, e)
+                    continue
+                raise
+            self.servers.append(srv)
+        self.cron_handle = self.loop.call_later(1 / max(1, cfg["hz"]), self.cron)
+
+    def request_shutdown(self) -> None:
+        self.shutdown_event.set()
+
+    async def serve_until_shutdown(self) -> None:
+        await self.shutdown_event.wait()
+        await self.close()
+
+    async def close(self) -> None:
+        if self.cron_handle is not None:
+            self.cron_handle.cancel()
+        for srv in self.servers:
+            srv.close()
+        self.flush()
+        for conn in list(self.connections.values()):
+            if conn.transport is not None:
+                conn.transport.close()
+        if self.aof is not None:
+            self.aof.close()
+
+
+def _fmt_addr(addr: Any) -> str:
+    host, port = addr[0], addr[1]
+    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
+
+
+def _is_loopback(host: str) -> bool:
+    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
+
+
+def rss_bytes() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except OSError:
+        return 0
+
+
+def uptime(start: float) -> int:
+    return int(time.time() - start)
