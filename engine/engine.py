@@ -19,6 +19,7 @@ from engine import commands as _commands  # noqa: F401 - registers every command
 from engine import types as _types  # noqa: F401 - registers every value type
 from engine.blocking import Block
 from engine.clock import Clock, SystemClock
+from engine.commands.hashes_expire import active_expire_fields as _expire_fields
 from engine.commands.table import TABLE, Command
 from engine.config import Config
 from engine.context import ClientState, Ctx, Effect
@@ -26,6 +27,9 @@ from engine.errors import (
     EXEC_ABORT,
     NOAUTH,
     CommandError,
+    exec_abort_because,
+    not_in_transaction,
+    pubsub_context,
     unknown_command,
     unknown_subcommand,
     wrong_arity,
@@ -101,6 +105,7 @@ class Engine:
         self.next_client_id = 1
         self.channels: dict[bytes, set[ClientState]] = {}
         self.patterns: dict[bytes, set[ClientState]] = {}
+        self.shard_channels: dict[bytes, set[ClientState]] = {}
         self.pushed: set[ClientState] = set()  # clients with pushes to write
         self.ready_keys: list[tuple[int, bytes]] = []  # keys blocked clients may want
         self.notify_flags = parse_notify_flags(self.config["notify-keyspace-events"])
@@ -109,6 +114,8 @@ class Engine:
         self.field_expirer: Callable[[Ctx, int, bytes], None] | None = None  # set by hashes
         self.start_time = time.time()
         self.server_info: dict[str, Any] = {}  # filled by the server (port, pid, ...)
+        # INFO sections contributed by the server/durability code: name -> () -> fields
+        self.info_providers: dict[str, Callable[[], list[tuple[str, str]]]] = {}
 
     def _set_notify(self, text: Any) -> None:
         try:
@@ -146,14 +153,23 @@ class Engine:
                 subs.discard(client)
                 if not subs:
                     del self.patterns[pat]
+        for ch in client.shard_channels:
+            subs = self.shard_channels.get(ch)
+            if subs is not None:
+                subs.discard(client)
+                if not subs:
+                    del self.shard_channels[ch]
         client.channels.clear()
         client.patterns.clear()
+        client.shard_channels.clear()
         self.pushed.discard(client)
         self.clients.pop(client.id, None)
 
     # -- execution ------------------------------------------------------------------------
     def execute(self, client: ClientState, argv: list[bytes]) -> tuple[Any, list[Effect]]:
         """Run one command from ``client``; returns (reply, effects)."""
+        if client.reply_mode == "skip-next":  # CLIENT REPLY SKIP: this reply is dropped
+            client.reply_mode = "skip"
         name = argv[0]
         cmd = TABLE.get(name)
         if cmd is None:
@@ -162,28 +178,25 @@ class Engine:
                 return self._reject(client, unknown_command(name, argv[1:]), None)
         if cmd.container:
             if len(argv) < 2:
-                return self._reject(client, wrong_arity(name), cmd)
-            sub = cmd.subcommands.get(argv[1].lower())
-            if sub is None:
-                return self._reject(client, unknown_subcommand(argv[1], name), cmd)
-            cmd = sub
+                if cmd.arity != -1:  # a container with arity -1 (COMMAND) runs alone too
+                    return self._reject(client, wrong_arity(name), cmd)
+            else:
+                sub = cmd.subcommands.get(argv[1].lower())
+                if sub is None:
+                    return self._reject(client, unknown_subcommand(argv[1], name), cmd)
+                cmd = sub
         if not cmd.arity_ok(len(argv)):
             return self._reject(client, wrong_arity(cmd.name.encode()), cmd)
         lname = cmd.name.encode()
         if not client.authenticated and lname not in _NO_AUTH_NEEDED:
             return self._reject(client, CommandError(NOAUTH), cmd)
+        if client.multi is not None and "no_multi" in cmd.flags:  # src/server.c processCommand
+            return self._reject(client, not_in_transaction(cmd.name), cmd)
         if client.multi is not None and lname not in _MULTI_IMMEDIATE:
             client.multi.append(argv)
             return QUEUED, []
         if client.resp == 2 and client.subscriptions and lname not in _PUBSUB_ALLOWED:
-            return self._reject(
-                client,
-                CommandError(
-                    f"ERR Can't execute '{cmd.name}': only (P|S)SUBSCRIBE / (P|S)UNSUBSCRIBE "
-                    "/ PING / QUIT / RESET are allowed in this context"
-                ),
-                cmd,
-            )
+            return self._reject(client, pubsub_context(cmd.name), cmd)
         ctx = Ctx(self, client, self.clock.now_ms())
         reply = self.call(ctx, cmd, argv, may_block=True)
         effects = ctx.effects
@@ -227,6 +240,11 @@ class Engine:
     ) -> tuple[Any, list[Effect]]:
         if client.multi is not None:
             client.multi_error = True
+        if cmd is not None and cmd.name == "exec":  # src/multi.c execCommandAbort
+            client.multi = None
+            client.multi_error = False
+            self.keyspace.unwatch_all(client)
+            err = exec_abort_because(err.message)
         if cmd is not None:
             st = self.stats.commands.setdefault(cmd.name, CommandStats())
             st.rejected_calls += 1
@@ -255,12 +273,15 @@ class Engine:
         for argv in queued:
             cmd = TABLE.get(argv[0].lower())
             assert cmd is not None
-            if cmd.container:
+            if cmd.container and len(argv) > 1:
                 cmd = cmd.subcommands[argv[1].lower()]
             ctx.db = self.keyspace.dbs[client.db]
             replies.append(self.call(ctx, cmd, argv, may_block=False))
         ctx.db = self.keyspace.dbs[client.db]
         ctx.prevent()
+        # the queued commands already counted their changes in stats.dirty; EXEC must not
+        # count them again
+        ctx.dirty = 0
         return replies
 
     # -- keyspace events ------------------------------------------------------------------
@@ -315,6 +336,14 @@ class Engine:
                 db.expire_key(ctx, key)
                 units.append(ctx.effects)
         return units
+
+    def active_expire_fields(self, max_fields: int = 1000) -> list[list[Effect]]:
+        """One active expiry step for hash fields (spec 1.7): up to ``max_fields`` due fields
+        per db; each batch of <= 1024 fields of one hash is its own unit (``HDEL``, plus
+        ``UNLINK`` in MULTI/EXEC when the hash became empty). See commands/hashes_expire.py."""
+        if self.loading:
+            return []
+        return _expire_fields(self, max_fields)
 
 
 def _frames(items: list[Any]) -> list[Any]:

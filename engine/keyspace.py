@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import WRONGTYPE, CommandError
 from engine.types.base import BY_CLASS, type_info
+from engine.types.hashes import Hash
 from persistence.records import KeyRecord
 
 if TYPE_CHECKING:
@@ -71,10 +72,14 @@ class Database:
         self.data[key] = value
         if not keep_ttl and key in self.expires:
             del self.expires[key]
+        if type(value) is Hash and value.expires:
+            self.track_fields(key, min(value.expires.values()))
 
     def add(self, key: bytes, value: Any) -> None:
         """Store a new key (the caller checked it does not exist)."""
         self.data[key] = value
+        if type(value) is Hash and value.expires:
+            self.track_fields(key, min(value.expires.values()))
 
     def delete(self, key: bytes) -> bool:
         value = self.data.pop(key, None)
@@ -87,6 +92,12 @@ class Database:
     def _forget(self, key: bytes, value: Any) -> None:
         if key in self.volatile_keys:
             self.volatile_keys.discard(key)
+
+    def track_fields(self, key: bytes, when_ms: int) -> None:
+        """The hash at ``key`` has a field expiring at ``when_ms``: index it for the active
+        field expiry job (Valkey's keys_with_volatile_items; stale heap entries allowed)."""
+        self.volatile_keys.add(key)
+        heapq.heappush(self.field_heap, (when_ms, key))
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
         self.expires[key] = when_ms
@@ -138,7 +149,9 @@ class Database:
         expires = self.expires
         for key, value in self.data.items():
             info = type_info(value)
-            yield KeyRecord(self.id, key, info.to_record(value), expires.get(key), info.encoding(value))
+            yield KeyRecord(
+                self.id, key, info.to_record(value), expires.get(key), info.encoding(value)
+            )
 
     def load_record(self, rec: KeyRecord) -> None:
         info = _BY_RECORD[type(rec.value)]

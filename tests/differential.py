@@ -175,9 +175,7 @@ def same(a: Any, b: Any, *, tol: int | float | None, tol_ms: int, unordered: boo
     if na is not None and nb is not None and type(a) is type(b):
         if tol is not None and abs(na - nb) <= tol:
             return True
-        if na > 10**12 and nb > 10**12 and abs(na - nb) <= tol_ms:
-            return True
-        return False
+        return na > 10**12 and nb > 10**12 and abs(na - nb) <= tol_ms
     if isinstance(a, list) and isinstance(b, list):
         return _same_seq(a, b, tol, tol_ms, unordered)
     if type(a) is not type(b):
@@ -202,4 +200,6 @@ def _same_seq(a: list[Any], b: list[Any], tol: Any, tol_ms: int, unordered: bool
         return False
     if unordered:
         return sorted(map(repr, a)) == sorted(map(repr, b))
-    return all(same(x, y, tol=tol, tol_ms=tol_ms, unordered=False) for x, y in zip(a, b, strict=True))
+    return all(
+        same(x, y, tol=tol, tol_ms=tol_ms, unordered=False) for x, y in zip(a, b, strict=True)
+    )

@@ -121,10 +121,17 @@ def test_corrupt_variants(name: str) -> None:
         assert "warning" in err
 
 
+# a fixed clock: replaying XREADGROUP/XCLAIM stamps consumer times with the loader's clock
+NOW = [
+    "--now-ms",
+    str(json.loads((REAL / "aof_preamble" / "expected.json").read_text())["generated_at_ms"]),
+]
+
+
 def test_dangling_multi_drops_only_the_block() -> None:
-    code, out, _ = run_export(CORRUPT / "dangling_multi" / "appendonlydir")
+    code, out, _ = run_export(CORRUPT / "dangling_multi" / "appendonlydir", *NOW)
     assert code == 0
-    _, ref, _ = run_export(REAL / "aof_preamble" / "appendonlydir")
+    _, ref, _ = run_export(REAL / "aof_preamble" / "appendonlydir", *NOW)
     assert out == ref
 
 
@@ -136,10 +143,10 @@ def test_truncated_last_command_loads_what_came_before(tmp_path: Path) -> None:
     shutil.copytree(damaged, cut)
     last = cut / case["file"]
     last.write_bytes(last.read_bytes()[: case["offset"]])
-    code, out, _ = run_export(damaged)
+    code, out, _ = run_export(damaged, *NOW)
     assert code == 0
-    assert out == run_export(cut)[1]
-    assert out != run_export(REAL / "aof_preamble" / "appendonlydir")[1]
+    assert out == run_export(cut, *NOW)[1]
+    assert out != run_export(REAL / "aof_preamble" / "appendonlydir", *NOW)[1]
 
 
 def test_bad_crc_names_both_checksums_and_no_checksum_loads() -> None:

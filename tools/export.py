@@ -1,7 +1,7 @@
 """``valkey-aof export``: the logical contents of an RDB, AOF file, manifest or appendonlydir.
 
-AOF input is replayed into records by :mod:`tools.applier` (a stop-gap until the engine's
-command table does it). Damaged input follows valkey-server 9.1.2's defaults
+The input is replayed into a fresh engine through its command table (``engine.loader``), the
+way valkey-server loads it. Damaged input follows valkey-server 9.1.2's defaults
 (``aof-load-truncated yes``, ``rdbchecksum yes``): a torn tail of the last file is cut off with a
 warning, anything else is an error naming the file and offset.
 """
@@ -9,21 +9,53 @@ warning, anything else is an error naming the file and offset.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from persistence.aof.reader import AofRecord, TornTail, read_aof
-from persistence.aof.resp_scan import AofCommand
+from engine.clock import ManualClock, SystemClock
+from engine.config import Config
+from engine.engine import Engine
+from engine.loader import Loader, LoadError
+from persistence.aof.reader import read_aof_batches
 from persistence.errors import FormatError
-from persistence.rdb.reader import glob_match
-from persistence.records import KeyRecord, SlotImport
-from tools.applier import Applier, ApplyError
+from persistence.rdb.glob import glob_match
+from persistence.records import HashValue, KeyRecord
 
 
 @dataclass
 class ExportResult:
     records: list[KeyRecord]
     warnings: list[str] = field(default_factory=list)
+    functions: list[bytes] = field(default_factory=list)
+
+
+def load_engine(
+    path: str | os.PathLike[str], *, verify_checksum: bool = True, now_ms: int | None = None
+) -> tuple[Engine, list[str], list[bytes]]:
+    """A fresh engine holding the contents of ``path``, plus warnings and function libraries.
+
+    Raises :class:`persistence.errors.PersistenceError` (with file and offset) on bad input.
+    """
+    engine = Engine(Config(), ManualClock(now_ms) if now_ms is not None else SystemClock())
+    warnings: list[str] = []
+    try:
+        result = Loader(engine).load(
+            read_aof_batches(path, verify_checksum=verify_checksum, allow_torn_tail=True)
+        )
+    except LoadError as e:
+        raise FormatError(e.message, file=e.file, offset=e.offset) from e
+    for t in result.torn:
+        what = "Revert incomplete MULTI/EXEC transaction" if t.kind == "multi" else "AOF truncated"
+        warnings.append(
+            f"{t.file}: {what} at offset {t.offset}; loaded every complete command before it "
+            f"({t.detail})"
+        )
+    if result.skipped_errors:
+        file, offset, msg = result.skipped_errors[0]
+        warnings.append(
+            f"{file}: {len(result.skipped_errors)} command(s) failed while loading and were "
+            f"skipped, as valkey-server does; the first at offset {offset}: {msg}"
+        )
+    return engine, warnings, result.functions
 
 
 def load_contents(
@@ -33,54 +65,34 @@ def load_contents(
     now_ms: int | None = None,
     db: int | None = None,
     match: bytes | None = None,
-    progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
-    """Replay ``path`` and return its final keys (sorted by db, key).
-
-    Raises :class:`persistence.errors.PersistenceError` (with file and offset) on bad input.
-    """
-    applier = Applier()
-    warnings: list[str] = []
-    failed = 0
-    for item in read_aof(path, verify_checksum=verify_checksum, allow_torn_tail=True):
-        if isinstance(item, AofCommand):
-            try:
-                applier.apply(item.argv)
-            except ApplyError as e:
-                # src/aof.c: an unknown command (or bad arity) aborts loading; any other error is
-                # a reply the loading client discards, so the command simply has no effect.
-                if e.kind != "runtime":
-                    raise FormatError(str(e), file=item.file, offset=item.offset) from e
-                failed += 1
-                if failed == 1:
-                    warnings.append(
-                        f"{item.file}: command at offset {item.offset} failed while loading "
-                        f"and was skipped, as valkey-server does: {e}"
-                    )
-            if progress is not None:
-                progress(item.offset)
-        elif isinstance(item, AofRecord):
-            if isinstance(item.event, KeyRecord):
-                applier.load_record(item.event)
-            elif isinstance(item.event, SlotImport):
-                applier.load_slot_import(item.event)
-        elif isinstance(item, TornTail):
-            if item.kind == "multi":
-                warnings.append(
-                    f"{item.file}: Revert incomplete MULTI/EXEC transaction at offset "
-                    f"{item.offset}; loaded everything before it ({item.detail})"
-                )
-            else:
-                warnings.append(
-                    f"{item.file}: AOF truncated at offset {item.offset}; loaded every "
-                    f"complete command before it ({item.detail})"
-                )
-    if failed > 1:
-        warnings.append(f"{failed} commands in all failed while loading and were skipped")
-    applier.finish()
-    records = applier.records(now_ms=now_ms)
+    """The final keys of ``path`` (sorted by db, key), as a loaded server would hold them."""
+    engine, warnings, functions = load_engine(path, verify_checksum=verify_checksum, now_ms=now_ms)
+    records = list(engine.keyspace.records())
+    if now_ms is not None:
+        records = drop_expired(records, now_ms)
     if db is not None:
         records = [r for r in records if r.db == db]
     if match is not None:
         records = [r for r in records if glob_match(match, r.key)]
-    return ExportResult(records, warnings)
+    records.sort(key=lambda r: (r.db, r.key))
+    return ExportResult(records, warnings, functions)
+
+
+def drop_expired(records: list[KeyRecord], now_ms: int) -> list[KeyRecord]:
+    """Keys and hash fields whose expiry is at or before ``now_ms`` are gone."""
+    out: list[KeyRecord] = []
+    for r in records:
+        if r.expire_at_ms is not None and r.expire_at_ms <= now_ms:
+            continue
+        v = r.value
+        if isinstance(v, HashValue) and v.expires:
+            dead = {f for f, ms in v.expires.items() if ms <= now_ms}
+            if dead:
+                items = [(f, x) for f, x in v.items if f not in dead]
+                if not items:
+                    continue
+                live = {f: ms for f, ms in v.expires.items() if f not in dead}
+                r = KeyRecord(r.db, r.key, HashValue(items, live), r.expire_at_ms, r.encoding)
+        out.append(r)
+    return out

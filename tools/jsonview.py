@@ -26,6 +26,7 @@ from persistence.records import (
     StringValue,
     ZSetValue,
 )
+from persistence.stream_lag import group_lag
 
 BIG_STRING = 1024  # our choice: the fixtures mark strings of 3000+ bytes, and none of 34..2999
 JSON = dict[str, Any]
@@ -106,45 +107,16 @@ def _pel_times(g: StreamGroup, pid: StreamID) -> list[int]:
     return [0, 0]
 
 
-_ZERO = StreamID(0, 0)
-_MAX = StreamID(2**64 - 1, 2**64 - 1)
-
-
-def _has_tombstones(s: StreamValue, start: StreamID) -> bool:
-    # src/t_stream.c streamRangeHasTombstones (end = max)
-    if not s.length or s.max_deleted_id == _ZERO:
-        return False
-    if s.first_id > s.max_deleted_id:
-        return False
-    return start <= s.max_deleted_id <= _MAX
-
-
-def _estimate_distance(s: StreamValue, sid: StreamID) -> int | None:
-    # src/t_stream.c streamEstimateDistanceFromFirstEverEntry; None = SCG_INVALID_ENTRIES_READ
-    if not s.entries_added:
-        return 0
-    if not s.length and sid <= s.last_id:
-        return s.entries_added
-    if sid == s.last_id:
-        return s.entries_added
-    if sid > s.last_id:
-        return None
-    if s.max_deleted_id == _ZERO or s.max_deleted_id < s.first_id:
-        if sid < s.first_id:
-            return s.entries_added - s.length
-        if sid == s.first_id:
-            return s.entries_added - s.length + 1
-    return None
-
-
 def stream_group_lag(s: StreamValue, g: StreamGroup) -> int | None:
-    """XINFO's ``lag`` of a group (src/t_stream.c streamReplyWithCGLag)."""
-    if not s.entries_added:
-        return 0
-    if g.entries_read >= 0 and not _has_tombstones(s, g.last_id):
-        return s.entries_added - g.entries_read
-    read = _estimate_distance(s, g.last_id)
-    return None if read is None else s.entries_added - read
+    """XINFO's ``lag`` of a group (src/t_stream.c streamReplyWithCGLag, shared with the engine)."""
+    return group_lag(
+        s.entries_added, s.length, _t(s.first_id), _t(s.last_id), _t(s.max_deleted_id),
+        _t(g.last_id), g.entries_read,
+    )  # fmt: skip
+
+
+def _t(sid: StreamID) -> tuple[int, int]:
+    return (sid.ms, sid.seq)
 
 
 def records_to_json(records: list[KeyRecord], *, with_encoding: bool = True) -> list[JSON]:

@@ -6,15 +6,15 @@ transactions (MULTI/EXEC/WATCH) and pub/sub.
 """
 
 from engine.commands import (  # noqa: F401
-    keys,
-    strings,
-    lists,
-    hashes,
-    sets,
-    zsets,
-    streams,
     connection,
-    server,
-    transactions,
+    hashes,
+    keys,
+    lists,
     pubsub,
+    server,
+    sets,
+    streams,
+    strings,
+    transactions,
+    zsets,
 )

@@ -1,15 +1,38 @@
 """String commands (src/t_string.c). GET and SET are written out in full as the pattern for
 the other handlers: parse with Valkey's rules, look up through the db (lazy expiry), count
-changes in ``ctx.dirty``, rewrite the propagated form when it must be deterministic."""
+changes in ``ctx.dirty``, rewrite the propagated form when it must be deterministic.
+
+Bitmap commands are in ``bits.py``."""
 
 from __future__ import annotations
 
+from fractions import Fraction
 from typing import Any
 
 from engine.commands.table import command
-from engine.commands.util import OK, int_arg
+from engine.commands.util import LLONG_MAX, LLONG_MIN, OK, int_arg
 from engine.context import Ctx
-from engine.errors import SYNTAX, WRONGTYPE, CommandError, invalid_expire
+from engine.errors import (
+    DECR_OVERFLOW,
+    INCR_OVERFLOW,
+    INCRFLOAT_NAN,
+    LCS_LEN_AND_IDX,
+    LCS_NOT_STRINGS,
+    NOT_FLOAT,
+    NOT_INTEGER,
+    OFFSET_RANGE,
+    STRING_TOO_LONG,
+    SYNTAX,
+    WRONGTYPE,
+    CommandError,
+    invalid_expire,
+    wrong_arity,
+)
+from engine.types.strings import LongDoubleInf, ld_round, mark_encoding, string2ld
+from persistence.format import ld2string_human
+from persistence.resp.parser import string2ll
+
+_UNITS = {b"EX": 1, b"PX": 2, b"EXAT": 3, b"PXAT": 4}
 
 
 @command("get", 2, "readonly fast", 1, 1, 1, acl="@read @string @fast")
@@ -20,13 +43,42 @@ def get(ctx: Ctx, argv: list[bytes]) -> Any:
     return value
 
 
-_SET_FLAGS = frozenset((b"NX", b"XX", b"GET", b"KEEPTTL", b"EX", b"PX", b"EXAT", b"PXAT", b"IFEQ"))
+def _parse_expire(name: bytes, unit: int, when: bytes, now_ms: int) -> int:
+    """getExpireMillisecondsOrReply (src/t_string.c): absolute ms of EX/PX/EXAT/PXAT."""
+    t = int_arg(when)
+    if t <= 0 or (unit in (1, 3) and t > LLONG_MAX // 1000):
+        raise invalid_expire(name)
+    if unit in (1, 3):
+        t *= 1000
+    if unit in (1, 2):
+        t += now_ms
+        if t > LLONG_MAX:  # C overflow wraps negative
+            raise invalid_expire(name)
+    return t
+
+
+def _check_len(ctx: Ctx, total: int) -> None:
+    """checkStringLength (src/t_string.c)."""
+    if total > ctx.engine.config["proto-max-bulk-len"]:
+        raise CommandError(STRING_TOO_LONG)
+
+
+def _delete_expired_overwrite(ctx: Ctx, key: bytes) -> None:
+    """deleteExpiredKeyFromOverwriteAndPropagate (src/db.c): a write with a time already in
+    the past deletes the key and propagates DEL/UNLINK (lazyfree-lazy-expire)."""
+    ctx.db.delete(key)
+    ctx.dirty += 1
+    ctx.rewrite([b"UNLINK" if ctx.db.keyspace.lazyfree_lazy_expire else b"DEL", key])
+    ctx.modified(key)
+    ctx.notify("g", b"del", key)
 
 
 @command("set", -3, "write denyoom", 1, 1, 1, acl="@write @string @slow")
 def set_(ctx: Ctx, argv: list[bytes]) -> Any:
     key, value = argv[1], argv[2]
     if len(argv) == 3:  # the common case
+        if key in ctx.db.expires:
+            ctx.db.lookup(ctx, key)  # lookupKeyWrite: an expired key is expired first
         ctx.db.set(key, value)
         ctx.dirty += 1
         ctx.modified(key)
@@ -38,7 +90,7 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
     when: bytes | None = None
     i = 3
     n = len(argv)
-    # src/t_string.c parseExtendedStringArgumentsOrReply
+    # src/t_string.c parseExtendedStringArgumentsOrReply: a unit may repeat (last one wins)
     while i < n:
         opt = argv[i].upper()
         has_next = i + 1 < n
@@ -53,8 +105,8 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
             get_old = True
         elif opt == b"KEEPTTL" and when is None:
             keepttl = True
-        elif opt in (b"EX", b"PX", b"EXAT", b"PXAT") and has_next and not keepttl and when is None:
-            unit = {b"EX": 1, b"PX": 2, b"EXAT": 3, b"PXAT": 4}[opt]
+        elif (u := _UNITS.get(opt)) and has_next and not keepttl and unit in (0, u):
+            unit = u
             when = argv[i + 1]
             i += 1
         else:
@@ -62,20 +114,7 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
         i += 1
     expire_at: int | None = None
     if when is not None:
-        t = int_arg(when)
-        if t <= 0:
-            raise CommandError(invalid_expire(b"set").message)
-        if unit == 1:
-            ms = t * 1000 + ctx.now_ms
-        elif unit == 2:
-            ms = t + ctx.now_ms
-        elif unit == 3:
-            ms = t * 1000
-        else:
-            ms = t
-        if ms > (1 << 63) - 1 or t * (1000 if unit in (1, 3) else 1) > (1 << 63) - 1:
-            raise CommandError(invalid_expire(b"set").message)
-        expire_at = ms
+        expire_at = _parse_expire(b"set", unit, when, ctx.now_ms)
     db = ctx.db
     old = db.lookup(ctx, key)
     if get_old and old is not None and type(old) is not bytes:
@@ -87,6 +126,13 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
             return old if get_old else None
     if (nx and old is not None) or (xx and old is None):
         return old if get_old else None
+    if expire_at is not None and expire_at <= ctx.now_ms:
+        # src/t_string.c setGenericCommand: checkAlreadyExpired
+        if old is not None:
+            _delete_expired_overwrite(ctx, key)
+        else:
+            ctx.prevent()
+        return old if get_old else OK
     db.set(key, value, keep_ttl=keepttl)
     ctx.dirty += 1
     ctx.modified(key)
@@ -95,7 +141,451 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
         db.set_expire(key, expire_at)
         ctx.notify("g", b"expire", key)
         # src/t_string.c: relative or second-based times propagate as SET key value PXAT ms
-        ctx.rewrite([b"SET", key, value, b"PXAT", b"%d" % expire_at])
+        # (PXAT is propagated as typed, GET included: the GET strip is only without expire)
+        if unit != 4:
+            ctx.rewrite([b"SET", key, value, b"PXAT", b"%d" % expire_at])
     elif get_old:
-        ctx.rewrite([a for a in argv if a.upper() != b"GET"])
+        ctx.rewrite([a for j, a in enumerate(argv) if j < 3 or a.upper() != b"GET"])
     return old if get_old else OK
+
+
+def _set_plain(ctx: Ctx, key: bytes, value: bytes) -> None:
+    ctx.db.set(key, value)
+    ctx.dirty += 1
+    ctx.modified(key)
+    ctx.notify("$", b"set", key)
+
+
+@command("setnx", 3, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def setnx(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    if ctx.db.lookup(ctx, key) is not None:
+        return 0
+    _set_plain(ctx, key, argv[2])
+    return 1
+
+
+def _setex(ctx: Ctx, argv: list[bytes], unit: int, name: bytes) -> Any:
+    key, value = argv[1], argv[3]
+    ms = _parse_expire(name, unit, argv[2], ctx.now_ms)
+    ctx.db.lookup(ctx, key)  # lazy expiry of the old value, as lookupKeyWrite
+    _set_plain(ctx, key, value)
+    ctx.db.set_expire(key, ms)
+    ctx.notify("g", b"expire", key)
+    ctx.rewrite([b"SET", key, value, b"PXAT", b"%d" % ms])
+    return OK
+
+
+@command("setex", 4, "write denyoom", 1, 1, 1, acl="@write @string @slow")
+def setex(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _setex(ctx, argv, 1, b"setex")
+
+
+@command("psetex", 4, "write denyoom", 1, 1, 1, acl="@write @string @slow")
+def psetex(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _setex(ctx, argv, 2, b"psetex")
+
+
+@command("getset", 3, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def getset(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    old = ctx.db.lookup(ctx, key)
+    if old is not None and type(old) is not bytes:
+        raise CommandError(WRONGTYPE)
+    _set_plain(ctx, key, argv[2])
+    ctx.rewrite([b"SET", key, argv[2]])  # src/t_string.c getsetCommand: propagated as SET
+    return old
+
+
+@command("getdel", 2, "write fast", 1, 1, 1, acl="@write @string @fast")
+def getdel(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    old = ctx.db.lookup(ctx, key)
+    if old is None:
+        return None
+    if type(old) is not bytes:
+        raise CommandError(WRONGTYPE)
+    ctx.db.delete(key)
+    ctx.rewrite([b"DEL", key])  # src/t_string.c getdelCommand
+    ctx.modified(key)
+    ctx.notify("g", b"del", key)
+    ctx.dirty += 1
+    return old
+
+
+@command("getex", -2, "write fast", 1, 1, 1, acl="@write @string @fast")
+def getex(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    unit = 0
+    persist = False
+    when: bytes | None = None
+    i, n = 2, len(argv)
+    while i < n:  # src/t_string.c parseExtendedStringArgumentsOrReply (COMMAND_GET)
+        opt = argv[i].upper()
+        if opt == b"PERSIST" and unit == 0:
+            persist = True
+        elif (u := _UNITS.get(opt)) and i + 1 < n and not persist and unit in (0, u):
+            unit = u
+            when = argv[i + 1]
+            i += 1
+        else:
+            raise CommandError(SYNTAX)
+        i += 1
+    ms = _parse_expire(b"getex", unit, when, ctx.now_ms) if when is not None else 0
+    value = ctx.db.lookup(ctx, key)
+    if value is None:
+        return None
+    if type(value) is not bytes:
+        raise CommandError(WRONGTYPE)
+    if when is not None:
+        if unit in (3, 4) and ms <= ctx.now_ms:
+            _delete_expired_overwrite(ctx, key)
+        else:
+            ctx.db.set_expire(key, ms)
+            ctx.rewrite([b"PEXPIREAT", key, b"%d" % ms])
+            ctx.modified(key)
+            ctx.notify("g", b"expire", key)
+            ctx.dirty += 1
+    elif persist and ctx.db.persist(key):
+        ctx.modified(key)
+        ctx.rewrite([b"PERSIST", key])
+        ctx.notify("g", b"persist", key)
+        ctx.dirty += 1
+    return value
+
+
+@command("delifeq", 3, "write fast", 1, 1, 1, acl="@write @string @fast")
+def delifeq(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    value = ctx.db.lookup(ctx, key)
+    if value is None:
+        return 0
+    if type(value) is not bytes:
+        raise CommandError(WRONGTYPE)
+    if value != argv[2]:
+        return 0
+    ctx.db.delete(key)
+    ctx.rewrite([b"DEL", key])  # src/t_string.c delifeqCommand
+    ctx.modified(key)
+    ctx.notify("g", b"del", key)
+    ctx.dirty += 1
+    return 1
+
+
+@command("mget", -2, "readonly fast", 1, -1, 1, acl="@read @string @fast")
+def mget(ctx: Ctx, argv: list[bytes]) -> Any:
+    lookup = ctx.db.lookup
+    out: list[Any] = []
+    for key in argv[1:]:
+        v = lookup(ctx, key)
+        out.append(v if type(v) is bytes else None)
+    return out
+
+
+def _mset(ctx: Ctx, argv: list[bytes], nx: bool) -> Any:
+    n = len(argv)
+    if n % 2 == 0:
+        raise wrong_arity(argv[0].lower())
+    db = ctx.db
+    if nx:
+        for j in range(1, n, 2):
+            if db.lookup(ctx, argv[j]) is not None:
+                return 0
+    else:
+        data = db.data
+        expires = db.expires
+        for j in range(1, n, 2):  # lookupKeyWrite's lazy expiry, only when it can apply
+            if argv[j] in expires and argv[j] in data:
+                db.lookup(ctx, argv[j])
+    for j in range(1, n, 2):
+        key = argv[j]
+        db.set(key, argv[j + 1])
+        ctx.modified(key)
+        ctx.notify("$", b"set", key)
+    ctx.dirty += (n - 1) // 2
+    return 1 if nx else OK
+
+
+@command("mset", -3, "write denyoom", 1, -1, 2, acl="@write @string @slow")
+def mset(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _mset(ctx, argv, False)
+
+
+@command("msetnx", -3, "write denyoom", 1, -1, 2, acl="@write @string @slow")
+def msetnx(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _mset(ctx, argv, True)
+
+
+@command("append", 3, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def append(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    db = ctx.db
+    old = db.lookup(ctx, key)
+    if old is None:
+        new = argv[2]
+        db.add(key, new)
+    else:
+        if type(old) is not bytes:
+            raise CommandError(WRONGTYPE)
+        _check_len(ctx, len(old) + len(argv[2]))
+        new = old + argv[2]
+        db.data[key] = new  # same key, same TTL
+        mark_encoding(new, "raw")  # src/t_string.c appendCommand: dbUnshareStringValue
+    ctx.modified(key)
+    ctx.notify("$", b"append", key)
+    ctx.dirty += 1
+    return len(new)
+
+
+@command("strlen", 2, "readonly fast", 1, 1, 1, acl="@read @string @fast")
+def strlen(ctx: Ctx, argv: list[bytes]) -> Any:
+    value = ctx.db.lookup(ctx, argv[1])
+    if value is None:
+        return 0
+    if type(value) is not bytes:
+        raise CommandError(WRONGTYPE)
+    return len(value)
+
+
+def _incr(ctx: Ctx, key: bytes, incr: int) -> int:
+    """incrDecrCommand (src/t_string.c)."""
+    db = ctx.db
+    old = db.lookup(ctx, key)
+    if old is None:
+        value = 0
+    else:
+        if type(old) is not bytes:
+            raise CommandError(WRONGTYPE)
+        v = string2ll(old)
+        if v is None:
+            raise CommandError(NOT_INTEGER)
+        value = v
+    value += incr
+    if value > LLONG_MAX or value < LLONG_MIN:
+        raise CommandError(INCR_OVERFLOW)
+    if old is None:
+        db.add(key, b"%d" % value)
+    else:
+        db.data[key] = b"%d" % value  # dbReplaceValue keeps the TTL
+    ctx.modified(key)
+    ctx.notify("$", b"incrby", key)
+    ctx.dirty += 1
+    return value
+
+
+@command("incr", 2, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def incr(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _incr(ctx, argv[1], 1)
+
+
+@command("decr", 2, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def decr(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _incr(ctx, argv[1], -1)
+
+
+@command("incrby", 3, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def incrby(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _incr(ctx, argv[1], int_arg(argv[2]))
+
+
+@command("decrby", 3, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def decrby(ctx: Ctx, argv: list[bytes]) -> Any:
+    by = int_arg(argv[2])
+    if by == LLONG_MIN:
+        raise CommandError(DECR_OVERFLOW)
+    return _incr(ctx, argv[1], -by)
+
+
+def incr_long_double(current: bytes | None, incr: bytes) -> bytes:
+    """The new text of INCRBYFLOAT / HINCRBYFLOAT: long double arithmetic, human format
+    (src/t_string.c incrbyfloatCommand). Raises the command's errors."""
+    value = Fraction(0) if current is None else string2ld(current)
+    by = string2ld(incr)
+    if value is None or by is None:
+        raise CommandError(NOT_FLOAT)
+    if isinstance(value, float) or isinstance(by, float):
+        raise CommandError(INCRFLOAT_NAN)  # inf + x is inf or nan
+    try:
+        total = ld_round(value + by)
+    except LongDoubleInf:
+        raise CommandError(INCRFLOAT_NAN) from None
+    return ld2string_human(total.numerator, total.denominator)
+
+
+@command("incrbyfloat", 3, "write denyoom fast", 1, 1, 1, acl="@write @string @fast")
+def incrbyfloat(ctx: Ctx, argv: list[bytes]) -> Any:
+    key = argv[1]
+    db = ctx.db
+    old = db.lookup(ctx, key)
+    if old is not None and type(old) is not bytes:
+        raise CommandError(WRONGTYPE)
+    new = incr_long_double(old, argv[2])
+    mark_encoding(new, "embstr" if len(new) <= 44 else "raw")  # createStringObjectFromLongDouble
+    if old is None:
+        db.add(key, new)
+    else:
+        db.data[key] = new
+    ctx.modified(key)
+    ctx.notify("$", b"incrbyfloat", key)
+    ctx.dirty += 1
+    # src/t_string.c: always propagated as SET key value KEEPTTL
+    ctx.rewrite([b"SET", key, new, b"KEEPTTL"])
+    return new
+
+
+@command("getrange", 4, "readonly", 1, 1, 1, acl="@read @string @slow")
+def getrange(ctx: Ctx, argv: list[bytes]) -> Any:
+    start = int_arg(argv[2])
+    end = int_arg(argv[3])
+    value = ctx.db.lookup(ctx, argv[1])
+    if value is None:
+        return b""
+    if type(value) is not bytes:
+        raise CommandError(WRONGTYPE)
+    n = len(value)
+    # src/t_string.c getrangeCommand
+    if start < 0 and end < 0 and start > end:
+        return b""
+    if start < 0:
+        start = max(n + start, 0)
+    if end < 0:
+        end = max(n + end, 0)
+    if end >= n:
+        end = n - 1
+    if start > end or n == 0:
+        return b""
+    return value[start : end + 1]
+
+
+@command("substr", 4, "readonly", 1, 1, 1, acl="@read @string @slow")
+def substr(ctx: Ctx, argv: list[bytes]) -> Any:
+    return getrange(ctx, argv)
+
+
+@command("setrange", 4, "write denyoom", 1, 1, 1, acl="@write @string @slow")
+def setrange(ctx: Ctx, argv: list[bytes]) -> Any:
+    key, part = argv[1], argv[3]
+    offset = int_arg(argv[2])
+    if offset < 0:
+        raise CommandError(OFFSET_RANGE)
+    db = ctx.db
+    old = db.lookup(ctx, key)
+    if old is None:
+        if not part:
+            return 0
+        _check_len(ctx, offset + len(part))
+        new = bytes(offset) + part
+        db.add(key, new)
+        mark_encoding(new, "raw")
+    else:
+        if type(old) is not bytes:
+            raise CommandError(WRONGTYPE)
+        if not part:
+            return len(old)
+        _check_len(ctx, offset + len(part))
+        if offset > len(old):
+            new = old + bytes(offset - len(old)) + part
+        else:
+            new = old[:offset] + part + old[offset + len(part) :]
+        db.data[key] = new
+    mark_encoding(new, "raw")  # src/t_string.c setrangeCommand: raw sds
+    ctx.modified(key)
+    ctx.notify("$", b"setrange", key)
+    ctx.dirty += 1
+    return len(new)
+
+
+@command("lcs", -3, "readonly", 1, 2, 1, acl="@read @string @slow")
+def lcs(ctx: Ctx, argv: list[bytes]) -> Any:
+    a = ctx.db.lookup(ctx, argv[1])
+    b = ctx.db.lookup(ctx, argv[2])
+    if (a is not None and type(a) is not bytes) or (b is not None and type(b) is not bytes):
+        raise CommandError(LCS_NOT_STRINGS)
+    a = a or b""
+    b = b or b""
+    getlen = getidx = withmatchlen = False
+    minmatchlen = 0
+    j, n = 3, len(argv)
+    while j < n:
+        opt = argv[j].upper()
+        if opt == b"IDX":
+            getidx = True
+        elif opt == b"LEN":
+            getlen = True
+        elif opt == b"WITHMATCHLEN":
+            withmatchlen = True
+        elif opt == b"MINMATCHLEN" and j + 1 < n:
+            minmatchlen = max(int_arg(argv[j + 1]), 0)
+            j += 1
+        else:
+            raise CommandError(SYNTAX)
+        j += 1
+    if getlen and getidx:
+        raise CommandError(LCS_LEN_AND_IDX)
+    return _lcs_reply(a, b, getlen, getidx, withmatchlen, minmatchlen)
+
+
+def _lcs_reply(
+    a: bytes, b: bytes, getlen: bool, getidx: bool, withmatchlen: bool, minmatchlen: int
+) -> Any:
+    """src/t_string.c lcsCommand: the DP table, then walk back emitting ranges."""
+    alen, blen = len(a), len(b)
+    w = blen + 1
+    table = [0] * ((alen + 1) * w)
+    for i in range(1, alen + 1):
+        ai = a[i - 1]
+        row, prev = i * w, (i - 1) * w
+        for jj in range(1, blen + 1):
+            if ai == b[jj - 1]:
+                table[row + jj] = table[prev + jj - 1] + 1
+            else:
+                x, y = table[prev + jj], table[row + jj - 1]
+                table[row + jj] = x if x > y else y
+    total = table[alen * w + blen]
+    if getlen and not getidx:
+        return total
+    result = bytearray(total)
+    idx = total
+    matches: list[Any] = []
+    astart = alen  # alen = no range yet
+    aend = bstart = bend = 0
+    i, j = alen, blen
+    while i > 0 and j > 0:
+        emit = False
+        if a[i - 1] == b[j - 1]:
+            result[idx - 1] = a[i - 1]
+            if astart == alen:
+                astart = aend = i - 1
+                bstart = bend = j - 1
+            elif astart == i and bstart == j:
+                astart -= 1
+                bstart -= 1
+            else:
+                emit = True
+            if astart == 0 or bstart == 0:
+                emit = True
+            idx -= 1
+            i -= 1
+            j -= 1
+        else:
+            if table[(i - 1) * w + j] > table[i * w + j - 1]:
+                i -= 1
+            else:
+                j -= 1
+            if astart != alen:
+                emit = True
+        if emit:
+            mlen = aend - astart + 1
+            if getidx and (minmatchlen == 0 or mlen >= minmatchlen):
+                m: list[Any] = [[astart, aend], [bstart, bend]]
+                if withmatchlen:
+                    m.append(mlen)
+                matches.append(m)
+            astart = alen
+    if getidx:
+        return {b"matches": matches, b"len": total}
+    return bytes(result)
+
+
+# bitmap commands register themselves on import
+from engine.commands import bits as _bit_cmds  # noqa: E402, F401

@@ -16,6 +16,9 @@ class ConfigFileError(Exception):
     pass
 
 
+FATAL = "*** FATAL CONFIG FILE ERROR ***"  # src/config.c loadServerConfigFromString
+
+
 def directives_from_text(text: str, *, source: str = "<config>") -> list[tuple[str, list[str]]]:
     out: list[tuple[str, list[str]]] = []
     for lineno, raw in enumerate(text.splitlines(), 1):
@@ -24,7 +27,9 @@ def directives_from_text(text: str, *, source: str = "<config>") -> list[tuple[s
             continue
         args = split_args(line.encode())
         if args is None:
-            raise ConfigFileError(f"*** FATAL CONFIG FILE ERROR *** line {lineno} ({source}): Unbalanced quotes in configuration line")
+            raise ConfigFileError(
+                f"{FATAL} line {lineno} ({source}): Unbalanced quotes in configuration line"
+            )
         out.append((args[0].decode().lower(), [a.decode(errors="replace") for a in args[1:]]))
     return out
 
@@ -54,11 +59,11 @@ def directives_from_argv(argv: list[str]) -> tuple[str | None, list[tuple[str, l
 def apply(config: Config, directives: list[tuple[str, list[str]]]) -> None:
     for name, vals in directives:
         if name not in BY_NAME:
-            raise ConfigFileError(f"*** FATAL CONFIG FILE ERROR *** Bad directive or wrong number of arguments: '{name}'")
+            raise ConfigFileError(f"{FATAL} Bad directive or wrong number of arguments: '{name}'")
         try:
             config.set(name, " ".join(vals), startup=True)
         except CommandError as e:
-            raise ConfigFileError(f"*** FATAL CONFIG FILE ERROR *** '{name} {' '.join(vals)}': {e.message}") from None
+            raise ConfigFileError(f"{FATAL} '{name} {' '.join(vals)}': {e.message}") from None
 
 
 def load(argv: list[str]) -> tuple[Config, str | None]:

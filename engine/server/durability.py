@@ -21,19 +21,18 @@ import threading
 import time
 from pathlib import Path
 
-from engine.context import ClientState, Effect
+from engine.context import Effect
 from engine.engine import Engine
-from persistence.aof.dirwriter import write_aof_dir
+from engine.loader import Loader
+from engine.loader import LoadError as EngineLoadError
+from persistence.aof.dirwriter import BaseFormat, write_aof_dir
 from persistence.aof.encoder import encode_command, timestamp_annotation
 from persistence.aof.manifest import manifest_name, read_manifest
-from persistence.aof.reader import AofRecord, TornTail, parse_syncslots, read_aof_batches
-from persistence.aof.resp_scan import AofCommand
-from persistence.crc import key_slot
+from persistence.aof.reader import read_aof_batches
 from persistence.errors import PersistenceError
 from persistence.rdb.reader import read_rdb
 from persistence.rdb.writer import RdbWriteOptions
 from persistence.records import KeyRecord
-from persistence.resp.frames import Error
 
 log = logging.getLogger("valkey-engine")
 
@@ -43,7 +42,7 @@ class LoadError(Exception):
 
 
 def aof_dir(engine: Engine) -> Path:
-    return Path(engine.config["dir"]) / engine.config["appenddirname"]
+    return Path(str(engine.config["dir"])) / str(engine.config["appenddirname"])
 
 
 def load_data(engine: Engine) -> str:
@@ -75,59 +74,22 @@ def load_data(engine: Engine) -> str:
 
 
 def _load_aof(engine: Engine, d: Path) -> int:
-    client = ClientState(id=-1)
-    imports: dict[bytes, list[tuple[int, int]]] = {}  # unfinished slot imports (spec 3.11)
-    n = 0
-    for batch in read_aof_batches(d, verify_checksum=engine.config["rdbchecksum"]):
-        for item in batch:
-            if type(item) is AofCommand:
-                argv = item.argv
-                if argv[0].upper() == b"CLUSTER":
-                    mark = parse_syncslots(argv)
-                    if mark is not None:
-                        if mark.kind == "establish":
-                            imports[mark.job] = list(mark.ranges or [])
-                        else:
-                            ranges = imports.pop(mark.job, [])
-                            if mark.state != b"SUCCESS":
-                                _drop_slots(engine, ranges)
-                        continue
-                reply, _ = engine.execute(client, argv)
-                if type(reply) is Error and _fatal(reply):
-                    raise LoadError(
-                        f"Error reading the append only file {item.file} at offset "
-                        f"{item.offset}: {reply.message.decode(errors='replace')}"
-                    )
-                n += 1
-            elif isinstance(item, AofRecord):
-                if isinstance(item.event, KeyRecord):
-                    engine.keyspace.load_record(item.event)
-            elif isinstance(item, TornTail):
-                path = d / item.file
-                log.warning(
-                    "!!! Warning: short read while loading the AOF file %s!!! (offset %d: %s)",
-                    item.file, item.offset, item.detail,
-                )  # fmt: skip
-                if item.kind == "multi":
-                    log.warning("Revert incomplete MULTI/EXEC transaction in AOF file %s", item.file)
-                os.truncate(path, item.offset)
-                log.warning("AOF %s loaded anyway because aof-load-truncated is enabled", item.file)
-    for ranges in imports.values():  # src/cluster_migrateslots.c: "Process restarted"
-        _drop_slots(engine, ranges)
-    return n
-
-
-def _fatal(reply: Error) -> bool:
-    # src/aof.c: an unknown command (or wrong arity) stops the load; other errors are replies
-    # the loading client discards
-    m = reply.message
-    return m.startswith(b"ERR unknown command") or m.startswith(b"ERR wrong number of arguments")
-
-
-def _drop_slots(engine: Engine, ranges: list[tuple[int, int]]) -> None:
-    for db in engine.keyspace.dbs:
-        for key in [k for k in db.data if any(a <= key_slot(k) <= b for a, b in ranges)]:
-            db.delete(key)
+    loader = Loader(engine)
+    try:
+        result = loader.load(read_aof_batches(d, verify_checksum=engine.config["rdbchecksum"]))
+    except EngineLoadError as e:
+        raise LoadError(f"Error reading the append only file {e.file} at offset {e.offset}: "
+                        f"{e.message}") from e  # fmt: skip
+    for item in result.torn:
+        log.warning(
+            "!!! Warning: short read while loading the AOF file %s!!! (offset %d: %s)",
+            item.file, item.offset, item.detail,
+        )  # fmt: skip
+        if item.kind == "multi":
+            log.warning("Revert incomplete MULTI/EXEC transaction in AOF file %s", item.file)
+        os.truncate(d / item.file, item.offset)  # src/aof.c: aof-load-truncated cuts the file
+        log.warning("AOF %s loaded anyway because aof-load-truncated is enabled", item.file)
+    return result.commands
 
 
 class AofWriter:
@@ -152,7 +114,7 @@ class AofWriter:
         (src/aof.c: a fresh base of the current data, seq 1, and an empty incr file)."""
         manifest = self.dir / manifest_name(self.prefix)
         if not manifest.exists():
-            base = "rdb" if self.engine.config["aof-use-rdb-preamble"] else "aof"
+            base: BaseFormat = "rdb" if self.engine.config["aof-use-rdb-preamble"] else "aof"
             ts = int(time.time()) if self.engine.config["aof-timestamp-enabled"] else None
             write_aof_dir(self.dir, self.engine.keyspace.records(), base=base, prefix=self.prefix,
                           timestamp=ts, rdb_options=RdbWriteOptions(

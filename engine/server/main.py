@@ -14,6 +14,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import ClassVar
 
 from engine.engine import Engine
 from engine.server import config_file
@@ -27,12 +28,19 @@ log = logging.getLogger("valkey-engine")
 class ValkeyFormatter(logging.Formatter):
     """``pid:M 26 Nov 2026 12:01:18.460 * message`` like valkey-server's log lines."""
 
-    LEVEL = {logging.DEBUG: ".", logging.INFO: "*", logging.WARNING: "#", logging.ERROR: "#"}
+    LEVEL: ClassVar[dict[int, str]] = {
+        logging.DEBUG: ".",
+        logging.INFO: "*",
+        logging.WARNING: "#",
+        logging.ERROR: "#",
+    }
 
     def format(self, record: logging.LogRecord) -> str:
         t = time.localtime(record.created)
         stamp = time.strftime("%d %b %Y %H:%M:%S", t) + f".{int(record.msecs):03d}"
-        return f"{os.getpid()}:M {stamp} {self.LEVEL.get(record.levelno, '*')} {record.getMessage()}"
+        return (
+            f"{os.getpid()}:M {stamp} {self.LEVEL.get(record.levelno, '*')} {record.getMessage()}"
+        )
 
 
 def setup_logging(logfile: str, level: str) -> None:
@@ -42,8 +50,13 @@ def setup_logging(logfile: str, level: str) -> None:
     handler.setFormatter(ValkeyFormatter())
     log.addHandler(handler)
     log.setLevel(
-        {"debug": logging.DEBUG, "verbose": logging.DEBUG, "notice": logging.INFO,
-         "warning": logging.WARNING, "nothing": logging.CRITICAL}[level]  # fmt: skip
+        {
+            "debug": logging.DEBUG,
+            "verbose": logging.DEBUG,
+            "notice": logging.INFO,
+            "warning": logging.WARNING,
+            "nothing": logging.CRITICAL,
+        }[level]
     )
     log.propagate = False
 
@@ -67,8 +80,13 @@ def main(argv: list[str] | None = None) -> int:
         log.warning("Warning: no config file specified, using the default config.")
     engine = Engine(config)
     engine.server_info.update(
-        {"tcp_port": config["port"], "process_id": os.getpid(), "config_file": conf_path or "",
-         "executable": os.path.abspath(sys.argv[0]), "rss": rss_bytes}  # fmt: skip
+        {
+            "tcp_port": config["port"],
+            "process_id": os.getpid(),
+            "config_file": conf_path or "",
+            "executable": os.path.abspath(sys.argv[0]),
+            "rss": rss_bytes,
+        }
     )
     try:
         try:

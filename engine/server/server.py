@@ -16,11 +16,12 @@ are written in the same flush.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
 from collections import deque
-from typing import Any
+from typing import Any, cast
 
 from engine.blocking import Block
 from engine.context import ClientState, Effect
@@ -63,7 +64,8 @@ class Connection(asyncio.Protocol):
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment] # uvloop's is not a subclass
+        # uvloop's transports are not asyncio.Transport subclasses, but they have its methods
+        self.transport = cast(asyncio.Transport, transport)
         srv = self.server
         peer = transport.get_extra_info("peername") or ("?", 0)
         sock = transport.get_extra_info("sockname") or ("?", 0)
@@ -71,16 +73,16 @@ class Connection(asyncio.Protocol):
         engine = srv.engine
         if len(srv.connections) >= engine.config["maxclients"]:
             engine.stats.rejected_connections += 1
-            transport.write(MAX_CLIENTS_ERR)
-            transport.close()
+            self.transport.write(MAX_CLIENTS_ERR)
+            self.transport.close()
             return
         if (
             engine.config["protected-mode"]
             and not engine.config["requirepass"]
             and not _is_loopback(peer[0])
         ):
-            transport.write(PROTECTED_ERR)
-            transport.close()
+            self.transport.write(PROTECTED_ERR)
+            self.transport.close()
             return
         self.client = engine.new_client(addr, laddr)
         srv.connections[self.client.id] = self
@@ -193,10 +195,8 @@ class Server:
         for key in blk.keys:
             q = self.blocked.get((blk.db, key))
             if q is not None:
-                try:
+                with contextlib.suppress(ValueError):
                     q.remove(conn)
-                except ValueError:
-                    pass
                 if not q:
                     del self.blocked[(blk.db, key)]
         if conn.timeout_handle is not None:
@@ -290,12 +290,10 @@ class Server:
             c = conn.client
             if c is None:
                 continue
-            if c.kill_requested or (
-                timeout and conn.blocked is None and not c.subscriptions
-                and now - c.last_interaction_ms > timeout * 1000
-            ):  # fmt: skip
-                if conn.transport is not None:
-                    conn.transport.close()
+            idle = (timeout and conn.blocked is None and not c.subscriptions
+                    and now - c.last_interaction_ms > timeout * 1000)  # fmt: skip
+            if (c.kill_requested or idle) and conn.transport is not None:
+                conn.transport.close()
         if engine.ready_keys:
             self.serve_ready()
         if engine.pushed:

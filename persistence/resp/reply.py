@@ -14,6 +14,7 @@ This module does not encode *commands*; the one command encoder is persistence/a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import cast
 
 from persistence.format import d2string as format_double
 from persistence.resp.frames import (
@@ -241,9 +242,9 @@ def encode_value(value: object, resp: int = 2) -> bytes:
     ``Array(None)`` for a null array, ``Verbatim``...). The common shapes are tried first."""
     t = type(value)
     if t is bytes:
-        return bulk(value)  # type: ignore[arg-type]
+        return bulk(cast(bytes, value))
     if t is int:
-        return integer(value)  # type: ignore[arg-type]
+        return integer(cast(int, value))
     if value is None:
         return NULL_BULK if resp == 2 else NULL3
     out = bytearray()
@@ -254,27 +255,28 @@ def encode_value(value: object, resp: int = 2) -> bytes:
 def _value_into(out: bytearray, value: object, resp: int) -> None:
     t = type(value)
     if t is bytes:
-        n = len(value)  # type: ignore[arg-type]
+        b = cast(bytes, value)
+        n = len(b)
         out += _BULK_HDR[n] if n < _SMALL else b"$%d\r\n" % n
-        out += value  # type: ignore[operator]
+        out += b
         out += CRLF
     elif t is int:
-        out += integer(value)  # type: ignore[arg-type]
+        out += integer(cast(int, value))
     elif value is None:
         out += NULL_BULK if resp == 2 else NULL3
     elif t is list or t is tuple:
-        items = value  # type: ignore[assignment]
-        out += array_header(len(items))  # type: ignore[arg-type]
-        for item in items:  # type: ignore[attr-defined]
+        items = cast(Sequence[object], value)
+        out += array_header(len(items))
+        for item in items:
             _value_into(out, item, resp)
     elif t is bool:
-        out += boolean(value, resp)  # type: ignore[arg-type]
+        out += boolean(cast(bool, value), resp)
     elif t is float:
-        out += double(value, resp)  # type: ignore[arg-type]
+        out += double(cast(float, value), resp)
     elif t is dict:
-        pairs = value  # type: ignore[assignment]
-        out += map_header(len(pairs), resp)  # type: ignore[arg-type]
-        for k, v in pairs.items():  # type: ignore[attr-defined]
+        pairs = cast(dict[object, object], value)
+        out += map_header(len(pairs), resp)
+        for k, v in pairs.items():
             _value_into(out, k, resp)
             _value_into(out, v, resp)
     else:
