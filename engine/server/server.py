@@ -118,6 +118,7 @@ class Server:
         self.servers: list[asyncio.AbstractServer] = []
         self.shutdown_event = asyncio.Event()
         self.cron_handle: asyncio.TimerHandle | None = None
+        self.monitors: list[Connection] = []
 
     # -- command processing ---------------------------------------------------------------
     def process(self, conn: Connection) -> None:
@@ -149,7 +150,9 @@ class Server:
                 out.append(encode_value(reply, client.resp))
             elif mode == "skip":
                 client.reply_mode = "on"
-            if client.flags and self.after_command(conn, argv):
+            if self.monitors:
+                self.feed_monitors(client, argv)
+            if (client.flags or client.conn) and self.after_command(conn, argv):
                 break
         if out and not had_out:
             self.pending.append(conn)
@@ -164,14 +167,32 @@ class Server:
         client = conn.client
         assert client is not None
         flags = client.flags
+        sleep_us = client.conn.pop("sleep_us", 0)
+        if sleep_us:
+            time.sleep(sleep_us / 1e6)  # DEBUG SLEEP blocks the whole server, as in Valkey
+        if "monitor" in flags and conn not in self.monitors:
+            self.monitors.append(conn)
         if "closing" in flags:
             conn.closing = True
             return True
         if "shutdown" in flags:
+            # src/server.c: a successful SHUTDOWN never replies; the connection just closes
             flags.discard("shutdown")
+            if conn.out:
+                conn.out.pop()
+            conn.closing = True
             self.request_shutdown()
             return True
         return False
+
+    def feed_monitors(self, client: ClientState, argv: list[bytes]) -> None:
+        """MONITOR lines (src/replication.c replicationFeedMonitors)."""
+        now = time.time()
+        args = " ".join('"' + _repr_arg(a) + '"' for a in argv)
+        line = f"+{now:.6f} [{client.db} {client.addr}] {args}\r\n".encode()
+        for m in self.monitors:
+            if m is not None and m.client is not client and m.client is not None:
+                m.send(line)
 
     def propagate(self, effects: list[Effect]) -> None:
         if self.aof is not None:
@@ -268,6 +289,8 @@ class Server:
 
     def drop(self, conn: Connection) -> None:
         self._unpark(conn)
+        if conn in self.monitors:
+            self.monitors.remove(conn)
         client = conn.client
         if client is not None:
             self.connections.pop(client.id, None)
@@ -340,6 +363,25 @@ class Server:
                 conn.transport.close()
         if self.aof is not None:
             self.aof.close()
+
+
+def _repr_arg(a: bytes) -> str:
+    """sdscatrepr without the quotes: printable bytes as is, the rest escaped."""
+    out = []
+    for ch in a:
+        if ch in (0x5C, 0x22):
+            out.append("\\" + chr(ch))
+        elif ch == 0x0A:
+            out.append("\\n")
+        elif ch == 0x0D:
+            out.append("\\r")
+        elif ch == 0x09:
+            out.append("\\t")
+        elif 0x20 <= ch < 0x7F:
+            out.append(chr(ch))
+        else:
+            out.append(f"\\x{ch:02x}")
+    return "".join(out)
 
 
 def _fmt_addr(addr: Any) -> str:
