@@ -144,3 +144,19 @@ def test_redis_benchmark_runs_without_errors(srv) -> None:  # type: ignore[no-un
         assert run.returncode == 0, run.stderr
         assert "error" not in (run.stdout + run.stderr).lower(), run.stdout + run.stderr
         assert run.stdout.count("requests per second") >= 14
+
+
+def test_subscribe_to_several_channels_confirms_in_order(srv) -> None:  # type: ignore[no-untyped-def]
+    import socket
+
+    with socket.create_connection(("127.0.0.1", srv.port)) as s:
+        s.settimeout(5)
+        s.sendall(b"SUBSCRIBE a b c\r\n")
+        want = b"".join(
+            b"*3\r\n$9\r\nsubscribe\r\n$1\r\n%b\r\n:%d\r\n" % (ch, i)
+            for i, ch in enumerate((b"a", b"b", b"c"), 1)
+        )
+        got = b""
+        while len(got) < len(want):
+            got += s.recv(4096)
+        assert got == want

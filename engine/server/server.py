@@ -145,6 +145,11 @@ class Server:
             if type(reply) is Block:
                 self.block(conn, argv, reply)
                 break
+            if client.pushes:  # its own SUBSCRIBE confirmations come before the reply
+                for msg in client.pushes:
+                    out.append(encode_value(msg, client.resp))
+                client.pushes.clear()
+                engine.pushed.discard(client)
             mode = client.reply_mode
             if mode == "on":
                 out.append(encode_value(reply, client.resp))
