@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from tools.cli import main
+from tools.app import main
 
 ROOT = Path(__file__).resolve().parent.parent
 REAL = ROOT / "fixtures" / "valkey-9.1.2"

@@ -19,7 +19,7 @@ from server_snapshot import snapshot
 from test_export import normalise
 from workload import run_workload
 
-from tools.cli import main
+from tools.app import main
 
 pytestmark = pytest.mark.real
 

@@ -160,3 +160,22 @@ def test_subscribe_to_several_channels_confirms_in_order(srv) -> None:  # type: 
         while len(got) < len(want):
             got += s.recv(4096)
         assert got == want
+
+
+def test_a_subscriber_that_never_reads_is_disconnected(tmp_path: Path) -> None:
+    import socket
+
+    with engine_server(tmp_path, "--client-output-buffer-limit", "pubsub 1mb 256kb 60") as s:
+        with socket.create_connection(("127.0.0.1", s.port)) as sub:
+            sub.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            sub.sendall(b"SUBSCRIBE flood\r\n")
+            time.sleep(0.2)
+            with s.client() as c:
+                payload = b"x" * 262144
+                for _ in range(200):  # 50 MB that the subscriber never reads
+                    c.publish("flood", payload)
+                time.sleep(0.3)
+                clients = c.client_list()
+                assert all("flood" not in str(x) and x.get("sub") != "1" for x in clients)
+                assert c.ping()  # the server is still up
+        assert "output buffer limits" in s.log

@@ -24,6 +24,7 @@ from collections import deque
 from typing import Any, cast
 
 from engine.blocking import Block
+from engine.config import parse_memory
 from engine.context import ClientState, Effect
 from engine.engine import Engine
 from engine.server.durability import AofWriter
@@ -61,6 +62,7 @@ class Connection(asyncio.Protocol):
         self.blocked_argv: list[bytes] | None = None
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.closing = False
+        self.soft_since = 0.0  # when the output buffer went over the soft limit
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -119,6 +121,8 @@ class Server:
         self.shutdown_event = asyncio.Event()
         self.cron_handle: asyncio.TimerHandle | None = None
         self.monitors: list[Connection] = []
+        self._limits: dict[str, tuple[int, int, int]] = {}
+        self._limits_text = ""
 
     # -- command processing ---------------------------------------------------------------
     def process(self, conn: Connection) -> None:
@@ -288,9 +292,54 @@ class Server:
             t = conn.transport
             if conn.out and t is not None and not t.is_closing():
                 t.write(b"".join(conn.out) if len(conn.out) > 1 else conn.out[0])
+                if t.get_write_buffer_size() > 65536 and self.over_output_limit(conn):
+                    conn.out.clear()
+                    conn.closing = True
+                    t.abort()  # what it has not read is dropped, as Valkey frees the client
+                    continue
             conn.out.clear()
             if conn.closing and t is not None:
                 t.close()
+
+    def over_output_limit(self, conn: Connection) -> bool:
+        """client-output-buffer-limit (src/networking.c checkClientOutputBufferLimits): the hard
+        limit closes at once, the soft one after being exceeded for its seconds."""
+        client = conn.client
+        t = conn.transport
+        if client is None or t is None:
+            return False
+        cls = "pubsub" if client.subscriptions else "normal"
+        hard, soft, secs = self.output_limits().get(cls, (0, 0, 0))
+        used = t.get_write_buffer_size()
+        now = time.monotonic()
+        if hard and used >= hard:
+            reason = "hard"
+        elif soft and used >= soft:
+            since = conn.soft_since or now
+            conn.soft_since = since
+            if now - since < secs:
+                return False
+            reason = "soft"
+        else:
+            conn.soft_since = 0.0
+            return False
+        log.warning(
+            "Client id=%d addr=%s scheduled to be closed ASAP for overcoming of output buffer "
+            "limits (%s limit, %d bytes).", client.id, client.addr, reason, used,
+        )  # fmt: skip
+        return True
+
+    def output_limits(self) -> dict[str, tuple[int, int, int]]:
+        text = str(self.engine.config["client-output-buffer-limit"])
+        if text != self._limits_text:
+            parts = text.split()
+            limits: dict[str, tuple[int, int, int]] = {}
+            for i in range(0, len(parts) - 3, 4):
+                cls = parts[i]
+                hard, soft = parse_memory(parts[i + 1]), parse_memory(parts[i + 2])
+                limits["replica" if cls == "slave" else cls] = (hard, soft, int(parts[i + 3]))
+            self._limits, self._limits_text = limits, text
+        return self._limits
 
     def drop(self, conn: Connection) -> None:
         self._unpark(conn)
