@@ -217,4 +217,16 @@ class Keyspace:
     def load_record(self, rec: KeyRecord) -> None:
         if not _BY_RECORD:
             _index_record_types()
+        if not 0 <= rec.db < len(self.dbs):
+            # src/rdb.c: "FATAL: Data file was created with a Valkey server configured to handle
+            # more than N databases. Exiting"
+            raise DatabaseCountError(rec.db, len(self.dbs))
         self.dbs[rec.db].load_record(rec)
+
+
+class DatabaseCountError(Exception):
+    def __init__(self, db: int, databases: int) -> None:
+        super().__init__(
+            f"Data file was created with a Valkey server configured to handle more than "
+            f"{databases} databases (key in db {db}). Exiting"
+        )

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from engine.context import ClientState
 from engine.engine import Engine
+from engine.keyspace import DatabaseCountError
 from persistence.aof.reader import AofItem, AofRecord, TornTail, parse_syncslots
 from persistence.aof.resp_scan import AofCommand
 from persistence.crc import key_slot
@@ -68,7 +69,10 @@ class Loader:
         elif isinstance(item, AofRecord):
             ev = item.event
             if isinstance(ev, KeyRecord):
-                self.engine.keyspace.load_record(ev)
+                try:
+                    self.engine.keyspace.load_record(ev)
+                except DatabaseCountError as e:
+                    raise LoadError(str(e), file=item.file, offset=ev.offset or 0) from e
                 self.result.keys_from_base += 1
             elif isinstance(ev, SlotImport):
                 self.imports[ev.job_name] = list(ev.ranges)

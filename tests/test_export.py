@@ -166,8 +166,21 @@ def test_usage_errors_exit_2(tmp_path: Path) -> None:
 
 
 def test_every_command_has_help_with_an_example() -> None:
+    from tools.app import COMMANDS, load_all
+
+    load_all()
+    assert set(main.commands) == set(COMMANDS)  # type: ignore[attr-defined]
     for name, cmd in main.commands.items():  # type: ignore[attr-defined]
         res = CliRunner().invoke(main, [name, "--help"])
         assert res.exit_code == 0, name
         assert "Example" in res.output, name
         assert cmd.help
+
+
+def test_a_database_beyond_the_configured_count_is_an_error(tmp_path: Path) -> None:
+    from persistence.rdb.writer import write_rdb
+    from persistence.records import KeyRecord, StringValue
+
+    write_rdb(tmp_path / "dump.rdb", [KeyRecord(20, b"k", StringValue(b"v"))])
+    code, _, err = run_export(tmp_path / "dump.rdb")
+    assert code == 3 and "more than 16 databases" in err and "offset" in err

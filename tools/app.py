@@ -1,11 +1,10 @@
-"""The assembled ``valkey-aof`` CLI: importing a command module registers it on ``main``."""
+"""The ``valkey-aof`` entry point (commands load lazily: see tools/cli.py LazyGroup)."""
 
 from __future__ import annotations
 
-from tools import cmd_export  # noqa: F401
-from tools.cli import main
+from tools.cli import COMMANDS, load_all, main
 
-__all__ = ["main", "run"]
+__all__ = ["COMMANDS", "load_all", "main", "run"]
 
 
 def run() -> None:

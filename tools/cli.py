@@ -6,6 +6,8 @@ in this module.
 
 from __future__ import annotations
 
+import importlib
+
 import click
 
 from persistence.errors import ChecksumError, PersistenceError
@@ -24,7 +26,29 @@ def corrupt(e: PersistenceError) -> CorruptInput:
     return CorruptInput(msg)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+COMMANDS = ("check", "convert", "export", "inspect", "replay", "rewrite")
+
+
+class LazyGroup(click.Group):
+    """Imports ``tools/cmd_<name>.py`` only when that command is used (``check`` does not pay for
+    the engine that ``rewrite`` and ``replay`` load), or all of them for ``--help``."""
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in COMMANDS:
+            importlib.import_module(f"tools.cmd_{cmd_name}")
+        return super().get_command(ctx, cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        load_all()
+        return super().list_commands(ctx)
+
+
+def load_all() -> None:
+    for name in COMMANDS:
+        importlib.import_module(f"tools.cmd_{name}")
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="valkey-aof")
 def main() -> None:
     """Inspect, check, rewrite, convert, export and replay Valkey/Redis AOF and RDB files."""

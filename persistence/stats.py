@@ -1,0 +1,582 @@
+"""Streaming statistics over the readers: the data behind ``valkey-aof inspect``.
+
+How it works: one pass over :func:`persistence.aof.reader.read_aof` (or the RDB reader) feeds
+fixed-size structures, so memory stays constant whatever the input size: counters per command
+name, db and slot (16384 ints), a Misra-Gries summary for the top keys by writes and by bytes
+(counts are lower bounds, exact while fewer than ``capacity`` keys were seen), an exact set of
+keys touched up to a limit and a HyperLogLog estimate beyond it, and a timeline of ``#TS``
+minutes whose bucket width doubles when it grows too long. Where the keys of a command are is
+not known here (persistence imports nothing of ours): the caller passes ``key_positions``,
+``valkey-aof inspect`` passes the engine's command table.
+"""
+
+from __future__ import annotations
+
+import heapq
+import math
+import os
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+from persistence.aof.manifest import find_manifest, read_manifest
+from persistence.aof.reader import (
+    AofFileInfo,
+    AofRecord,
+    TornTail,
+    parse_syncslots,
+    read_aof_batches,
+)
+from persistence.aof.resp_scan import AofCommand
+from persistence.crc import _crc16_fn, key_slot
+from persistence.errors import PersistenceError
+from persistence.fileio import open_input
+from persistence.rdb.reader import RdbReader
+from persistence.records import (
+    AuxField,
+    FunctionLibrary,
+    HashValue,
+    KeyRecord,
+    ListValue,
+    SetValue,
+    SlotImport,
+    StreamValue,
+    ZSetValue,
+)
+
+KeyPositions = Callable[[list[bytes]], list[int]]
+Progress = Callable[[int], None]
+
+SCHEMA = "valkey-aof.inspect/1"
+TOP_N = 10
+MAX_NAMES = 1000  # command names kept apart; the rest count as "(other)"
+EXACT_KEYS = 100_000  # keys touched counted exactly up to here, estimated beyond
+TIMELINE_BUCKETS = 240
+TTL_FORMS = ("PEXPIREAT", "SET PXAT", "HPEXPIREAT", "HSETEX PXAT", "HPERSIST", "HDEL", "UNLINK")
+
+
+def default_key_positions(argv: list[bytes]) -> list[int]:
+    """Without a command table: the first argument, if any."""
+    return [1] if len(argv) > 1 else []
+
+
+class HeavyHitters:
+    """Misra-Gries frequent items with weights: at most ``4 * capacity`` counters. A pruning
+    subtracts the (capacity+1)-th largest count from all; each count is a lower bound, short of
+    the truth by at most the total pruned (``error``)."""
+
+    def __init__(self, capacity: int = 1000) -> None:
+        self.capacity = capacity
+        self.counts: Counter[bytes] = Counter()
+        self.error = 0
+
+    def add(self, key: bytes, weight: int = 1) -> None:
+        c = self.counts
+        c[key] = c.get(key, 0) + weight
+        self.maybe_prune()
+
+    def add_many(self, keys: list[bytes]) -> None:
+        self.counts.update(keys)  # Counter.update counts in C
+        self.maybe_prune()
+
+    def maybe_prune(self) -> None:
+        if len(self.counts) > 4 * self.capacity:
+            self._prune()
+
+    def _prune(self) -> None:
+        cut = heapq.nlargest(self.capacity + 1, self.counts.values())[-1]
+        self.error += cut
+        self.counts = Counter({k: v - cut for k, v in self.counts.items() if v > cut})
+
+    def top(self, n: int) -> list[tuple[bytes, int]]:
+        return heapq.nlargest(n, self.counts.items(), key=lambda kv: kv[1])
+
+
+class DistinctCounter:
+    """Exact up to ``limit`` distinct items, then linear counting over a 2**24-bit bitmap
+    (2 MB; within about 1 % up to tens of millions of items)."""
+
+    BITS = 1 << 24
+
+    def __init__(self, limit: int = EXACT_KEYS) -> None:
+        self.limit = limit
+        self.exact: set[bytes] | None = set()
+        self.bitmap = bytearray(self.BITS // 8)
+
+    def add(self, item: bytes) -> None:
+        self.add_many([item])
+
+    def add_many(self, items: list[bytes]) -> None:
+        if self.exact is not None:
+            self.exact.update(items)
+            if len(self.exact) <= self.limit:
+                return
+            items = list(self.exact)
+            self.exact = None
+        bm = self.bitmap
+        mask = self.BITS - 1
+        for h in map(hash, items):
+            h &= mask
+            bm[h >> 3] |= 1 << (h & 7)
+
+    @property
+    def is_exact(self) -> bool:
+        return self.exact is not None
+
+    def count(self) -> int:
+        if self.exact is not None:
+            return len(self.exact)
+        ones = int.from_bytes(self.bitmap, "little").bit_count()
+        zeros = max(1, self.BITS - ones)
+        return round(self.BITS * math.log(self.BITS / zeros))
+
+
+@dataclass(slots=True)
+class Timeline:
+    """Writes per time bucket from ``#TS`` seconds; buckets start at one minute and double."""
+
+    first: int | None = None
+    last: int | None = None
+    width: int = 60
+    buckets: dict[int, int] = field(default_factory=dict)
+
+    def add(self, ts: int, n: int) -> None:
+        if self.first is None:
+            self.first = ts
+        self.last = ts if self.last is None or ts > self.last else self.last
+        b = (ts - self.first) // self.width
+        self.buckets[b] = self.buckets.get(b, 0) + n
+        while len(self.buckets) > TIMELINE_BUCKETS or b >= 4 * TIMELINE_BUCKETS:
+            self.width *= 2
+            merged: dict[int, int] = {}
+            for k, v in self.buckets.items():
+                merged[k // 2] = merged.get(k // 2, 0) + v
+            self.buckets = merged
+            b //= 2
+
+    def series(self) -> list[int]:
+        if not self.buckets:
+            return []
+        return [self.buckets.get(i, 0) for i in range(max(self.buckets) + 1)]
+
+
+def _text(b: bytes) -> str:
+    return b.decode("utf-8", "backslashreplace")
+
+
+def _file_entry(info: AofFileInfo) -> dict[str, Any]:
+    return {
+        "name": info.name,
+        "kind": info.kind,
+        "format": info.format,
+        "rdb_version": info.rdb_version,
+        "size": info.size,
+        "seq": info.seq,
+    }
+
+
+class AofStats:
+    """Accumulates everything ``inspect`` reports about commands (and an RDB part)."""
+
+    def __init__(
+        self,
+        key_positions: KeyPositions = default_key_positions,
+        top_n: int = TOP_N,
+        single_key: Callable[[bytes], bool] | None = None,
+    ):
+        self.key_positions = key_positions
+        self.single_key = single_key  # True when a command's only key is argv[1]
+        self.top_n = top_n
+        self.commands = 0
+        self.bytes = 0
+        # argv[0] as written -> [count, bytes, special, upper-case name]
+        self.by_name: dict[bytes, list[Any]] = {}
+        self.by_db: dict[int, list[int]] = {}
+        self.slots = [0] * 16384
+        self.keys = DistinctCounter()
+        self.top_writes = HeavyHitters()
+        self.top_bytes = HeavyHitters()
+        self.ttl: dict[str, int] = dict.fromkeys(TTL_FORMS, 0)
+        self.multi_blocks = 0
+        self.multi_commands = 0
+        self.multi_largest = 0
+        self._in_multi = -1
+        self.timeline = Timeline()
+        self.imports: dict[str, dict[str, Any]] = {}
+        self.rdb = RdbStats(top_n)
+
+    def add_batch(self, batch: list[AofCommand]) -> None:
+        by_name = self.by_name
+        by_db = self.by_db
+        kp = self.key_positions
+        keys: list[bytes] = []
+        sizes: list[int] = []
+        kappend = keys.append
+        sappend = sizes.append
+        ts_prev: int | None = None
+        ts_n = 0
+        nbytes = 0
+        for cmd in batch:
+            argv = cmd.argv
+            size = cmd.size
+            nbytes += size
+            entry = by_name.get(argv[0])
+            if entry is None:
+                entry = self._name_entry(argv[0])
+            entry[0] += 1
+            entry[1] += size
+            d = by_db.get(cmd.db)
+            if d is None:
+                d = by_db[cmd.db] = [0, 0]
+            d[0] += 1
+            d[1] += size
+            if entry[2]:  # a special form: MULTI/EXEC, TTL, SYNCSLOTS
+                self._special(entry[3], argv, cmd)
+            if entry[4]:  # the only key is argv[1] (most commands)
+                if len(argv) > 1:
+                    kappend(argv[1])
+                    sappend(size)
+            else:
+                for i in kp(argv):
+                    kappend(argv[i])
+                    sappend(size)
+            if cmd.timestamp is not None:
+                if cmd.timestamp != ts_prev:
+                    if ts_n:
+                        self.timeline.add(ts_prev, ts_n)  # type: ignore[arg-type]
+                    ts_prev, ts_n = cmd.timestamp, 0
+                ts_n += 1
+            if self._in_multi >= 0:
+                self._in_multi += 1
+        if ts_n:
+            self.timeline.add(ts_prev, ts_n)  # type: ignore[arg-type]
+        self.commands += len(batch)
+        self.bytes += nbytes
+        self._add_keys(keys, sizes)
+
+    def _add_keys(self, keys: list[bytes], sizes: list[int]) -> None:
+        """Slots, keys touched and top keys for one batch, with the loops in C where possible."""
+        slots = self.slots
+        if b"{" in b"".join(keys):
+            for k in keys:
+                slots[key_slot(k)] += 1
+        else:  # no hash tags: the slot is CRC16(key) (src/cluster.c keyHashSlot)
+            for c in map(_crc16_fn, keys, repeat(0)):
+                slots[c & 0x3FFF] += 1
+        self.keys.add_many(keys)
+        self.top_writes.add_many(keys)
+        tb = self.top_bytes.counts
+        get = tb.get
+        for k, n in zip(keys, sizes):
+            tb[k] = get(k, 0) + n
+        self.top_bytes.maybe_prune()
+
+    def _name_entry(self, name: bytes) -> list[Any]:
+        upper = name.upper()
+        text = _text(upper) if len(self.by_name) < MAX_NAMES else "(other)"
+        special = upper in _SPECIAL_NAMES
+        shared = next((v for k, v in self.by_name.items() if v[3] == text), None)
+        single = self.single_key is not None and self.single_key(name)
+        entry = shared if shared is not None else [0, 0, special, text, single]
+        self.by_name[name] = entry
+        return entry
+
+    def _special(self, upper: str, argv: list[bytes], cmd: AofCommand) -> None:
+        if upper == "MULTI":
+            self.multi_blocks += 1
+            self._in_multi = 0  # becomes 1 after MULTI itself
+        elif upper == "EXEC":
+            n = max(0, self._in_multi - 1)
+            self.multi_commands += n
+            self.multi_largest = max(self.multi_largest, n)
+            self._in_multi = -1
+        elif upper == "SET":
+            if any(a.upper() == b"PXAT" for a in argv[3:]):
+                self.ttl["SET PXAT"] += 1
+        elif upper == "HSETEX":
+            if len(argv) > 2 and argv[2].upper() == b"PXAT":
+                self.ttl["HSETEX PXAT"] += 1
+        elif upper in ("PEXPIREAT", "HPEXPIREAT", "HPERSIST", "HDEL", "UNLINK"):
+            self.ttl[upper] += 1
+        elif upper == "CLUSTER":
+            mark = parse_syncslots(argv)
+            if mark is None:
+                return
+            job = _text(mark.job)
+            imp = self.imports.get(job)
+            if imp is None:
+                if len(self.imports) >= MAX_NAMES:
+                    return
+                imp = self.imports[job] = {"job": job, "outcome": "unfinished"}
+            if mark.kind == "establish":
+                imp["source"] = _text(mark.source or b"")
+                imp["slot_ranges"] = mark.ranges or []
+                imp["file"], imp["offset"] = cmd.file, cmd.offset
+            else:
+                imp["outcome"] = _text(mark.state or b"").lower() or "finished"
+                imp["message"] = _text(mark.message or b"")
+
+    def result(self) -> dict[str, Any]:
+        names = {}
+        for entry in self.by_name.values():
+            names[entry[3]] = [entry[0], entry[1]]
+        by_name = sorted(names.items(), key=lambda kv: (-kv[1][0], kv[0]))
+        series = self.timeline.series()
+        keys = self.keys.count()
+        avg = self.bytes / self.commands if self.commands else 0.0
+        estimate = min(self.bytes, round(keys * avg))
+        return {
+            "totals": {
+                "commands": self.commands,
+                "bytes": self.bytes,
+                "keys_touched": keys,
+                "keys_touched_exact": self.keys.is_exact,
+            },
+            "commands": [{"name": n, "count": c, "bytes": b} for n, (c, b) in by_name],
+            "dbs": [
+                {"db": db, "commands": c, "bytes": b} for db, (c, b) in sorted(self.by_db.items())
+            ],
+            "slots": {str(i): n for i, n in enumerate(self.slots) if n},
+            "ttl_records": dict(self.ttl),
+            "multi": {
+                "blocks": self.multi_blocks,
+                "commands": self.multi_commands,
+                "largest": self.multi_largest,
+            },
+            "timeline": {
+                "first": self.timeline.first,
+                "last": self.timeline.last,
+                "bucket_seconds": self.timeline.width,
+                "writes": series,
+            },
+            "imports": list(self.imports.values()),
+            "top_keys_by_writes": _top(self.top_writes, self.top_n),
+            "top_keys_by_bytes": _top(self.top_bytes, self.top_n),
+            "rewrite_estimate": {
+                "current_bytes": self.bytes,
+                "estimated_bytes": estimate,
+                "estimated_saving": self.bytes - estimate,
+                "method": "one command of the average size per key touched",
+            },
+        }
+
+
+_SPECIAL_NAMES = frozenset(
+    {b"MULTI", b"EXEC", b"SET", b"HSETEX", b"PEXPIREAT", b"HPEXPIREAT", b"HPERSIST", b"HDEL"}
+    | {b"UNLINK", b"CLUSTER"}
+)
+
+
+def _top(hh: HeavyHitters, n: int) -> dict[str, Any]:
+    return {
+        "approximate": hh.error > 0,
+        "max_error": hh.error,
+        "keys": [{"key": _text(k), "value": v} for k, v in hh.top(n)],
+    }
+
+
+class RdbStats:
+    """Keys and bytes per db and type, biggest keys, expiries, volatile hash fields, AUX."""
+
+    def __init__(self, top_n: int = TOP_N) -> None:
+        self.top_n = top_n
+        self.keys = 0
+        self.per: dict[tuple[int, str], list[int]] = {}
+        self.biggest: list[tuple[int, int, bytes, int, str]] = []  # min-heap of top_n
+        self.expires = 0
+        self.expire_min: int | None = None
+        self.expire_max: int | None = None
+        self.volatile_fields = 0
+        self.volatile_hashes = 0
+        self.aux: dict[str, str] = {}
+        self.functions = 0
+        self.slot_imports: list[dict[str, Any]] = []
+        self._prev: KeyRecord | None = None
+        self._n = 0
+
+    def add(self, ev: object) -> None:
+        off = getattr(ev, "offset", None)
+        if self._prev is not None and off is not None:
+            self._close(off)
+        if isinstance(ev, KeyRecord):
+            self._prev = ev
+        elif isinstance(ev, AuxField):
+            self.aux[_text(ev.key)] = _text(ev.value)
+        elif isinstance(ev, FunctionLibrary):
+            self.functions += 1
+        elif isinstance(ev, SlotImport):
+            self.slot_imports.append({"job": _text(ev.job_name), "slot_ranges": ev.ranges})
+
+    def finish(self, end: int) -> None:
+        if self._prev is not None:
+            self._close(end)
+
+    def _close(self, end: int) -> None:
+        r = self._prev
+        assert r is not None and r.offset is not None
+        self._prev = None
+        size = end - r.offset
+        self.keys += 1
+        t = r.type_name
+        e = self.per.get((r.db, t))
+        if e is None:
+            e = self.per[(r.db, t)] = [0, 0]
+        e[0] += 1
+        e[1] += size
+        if r.expire_at_ms is not None:
+            self.expires += 1
+            ms = r.expire_at_ms
+            self.expire_min = ms if self.expire_min is None else min(self.expire_min, ms)
+            self.expire_max = ms if self.expire_max is None else max(self.expire_max, ms)
+        v = r.value
+        if isinstance(v, HashValue) and v.expires:
+            self.volatile_hashes += 1
+            self.volatile_fields += len(v.expires)
+        self._n += 1
+        item = (size, -self._n, r.key, r.db, t)
+        if len(self.biggest) < self.top_n:
+            heapq.heappush(self.biggest, item)
+        elif item > self.biggest[0]:
+            heapq.heapreplace(self.biggest, item)
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "keys": self.keys,
+            "per_db_type": [
+                {"db": db, "type": t, "keys": n, "bytes": b}
+                for (db, t), (n, b) in sorted(self.per.items())
+            ],
+            "biggest_keys": [
+                {"key": _text(k), "db": db, "type": t, "bytes": s}
+                for s, _, k, db, t in sorted(self.biggest, reverse=True)
+            ],
+            "expires": {
+                "keys": self.expires,
+                "first_ms": self.expire_min,
+                "last_ms": self.expire_max,
+            },
+            "volatile_hash_fields": {
+                "hashes": self.volatile_hashes,
+                "fields": self.volatile_fields,
+            },
+            "aux": self.aux,
+            "functions": self.functions,
+            "slot_imports": self.slot_imports,
+        }
+
+
+def _length(v: object) -> int:
+    if isinstance(v, ListValue | ZSetValue | HashValue):
+        return len(v.items)
+    if isinstance(v, SetValue):
+        return len(v.members)
+    if isinstance(v, StreamValue):
+        return v.length
+    return 1
+
+
+def _history(path: Path) -> list[dict[str, Any]]:
+    """History files the manifest still lists and stray temp files in the directory."""
+    try:
+        mp = find_manifest(path)
+        if mp is None:
+            return []
+        m = read_manifest(mp)
+    except PersistenceError:
+        return []
+    out = [
+        {"name": h.name, "seq": h.seq, "kind": "history", "exists": (mp.parent / h.name).exists()}
+        for h in m.history
+    ]
+    listed = {e.name for e in [*m.files(), *m.history]} | {mp.name}
+    for c in sorted(mp.parent.iterdir()):
+        if c.name not in listed and c.is_file():
+            out.append({"name": c.name, "seq": None, "kind": "leftover", "exists": True})
+    return out
+
+
+def inspect_path(
+    path: str | os.PathLike[str],
+    *,
+    key_positions: KeyPositions = default_key_positions,
+    top_n: int = TOP_N,
+    progress: Progress | None = None,
+    single_key: Callable[[bytes], bool] | None = None,
+) -> dict[str, Any]:
+    """The whole inspect report of ``path`` as plain data (the ``--json`` schema).
+
+    Damaged input is reported in ``problem`` (file, offset, message) with the statistics of
+    everything read before it; a torn tail of the last file is listed in ``torn``.
+    """
+    p = Path(path)
+    stats = AofStats(key_positions, top_n, single_key)
+    files: list[dict[str, Any]] = []
+    out: dict[str, Any] = {"schema": SCHEMA, "path": str(p), "files": files, "problem": None}
+    done = 0
+    torn: list[dict[str, Any]] = []
+    try:
+        if p.is_file() and _is_plain_rdb(p):
+            out["input"] = "rdb"
+            _inspect_rdb(p, stats.rdb, files)
+        else:
+            out["input"] = "aof"
+            out["history"] = _history(p)
+            for batch in read_aof_batches(p):
+                if type(batch[0]) is AofCommand:
+                    stats.add_batch(batch)  # type: ignore[arg-type]
+                    if progress is not None:
+                        last = batch[-1]
+                        progress(done + last.offset + last.size)  # type: ignore[union-attr]
+                    continue
+                for item in batch:
+                    _other(item, stats, files, torn)
+                if batch and isinstance(batch[0], AofFileInfo) and len(files) > 1:
+                    done += files[-2]["size"]
+            if files and files[-1]["format"] == "rdb":
+                stats.rdb.finish(files[-1]["size"] - 9)
+    except PersistenceError as e:
+        out["problem"] = {"file": e.file, "offset": e.offset, "message": e.message}
+    out["torn"] = torn
+    out["aof"] = stats.result() if out["input"] == "aof" else None
+    out["rdb"] = stats.rdb.result() if stats.rdb.keys or out["input"] == "rdb" else None
+    return out
+
+
+def _other(
+    item: object,
+    stats: AofStats,
+    files: list[dict[str, Any]],
+    torn: list[dict[str, Any]],
+) -> None:
+    if isinstance(item, AofFileInfo):
+        if files and files[-1]["format"] == "rdb":
+            stats.rdb.finish(files[-1]["size"] - 9)  # EOF opcode + CRC64 close the RDB part
+        files.append(_file_entry(item))
+    elif isinstance(item, AofRecord):
+        stats.rdb.add(item.event)
+    elif isinstance(item, TornTail):
+        torn.append(
+            {"file": item.file, "offset": item.offset, "kind": item.kind, "detail": item.detail}
+        )
+
+
+def _is_plain_rdb(p: Path) -> bool:
+    with open_input(p) as f:
+        head = f.read(9)
+    return head.startswith((b"REDIS", b"VALKEY")) and not p.name.endswith(".aof")
+
+
+def _inspect_rdb(p: Path, rdb: RdbStats, files: list[dict[str, Any]]) -> None:
+    size = p.stat().st_size
+    with open_input(p) as f:
+        reader = RdbReader(f, file=p.name)
+        files.append(
+            {"name": p.name, "kind": "rdb", "format": "rdb", "size": size, "seq": None,
+             "rdb_version": reader.header.version}
+        )  # fmt: skip
+        for ev in reader:
+            rdb.add(ev)
+        rdb.finish(reader.end_offset - 9)
