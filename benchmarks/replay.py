@@ -1,0 +1,154 @@
+"""``valkey-aof replay`` speed, side by side with ``redis-cli --pipe``.
+
+    python benchmarks/replay.py [--commands 1000000] [--runs 3]
+
+A real valkey-server writes an AOF of N ``SET`` commands (as benchmarks/formats.py does). We time
+(median of ``--runs``, min-max in brackets), each into a fresh-flushed target with appendonly off:
+- ``cat <aof files> | redis-cli --pipe`` into one valkey-server (the reference);
+- ``valkey-aof replay`` (library call) of the appendonlydir into the same server
+  (target: >= 1.0x redis-cli's commands/s);
+- ``valkey-aof replay`` into a 3-node cluster on loopback (target: >= 0.5x of redis-cli's
+  standalone commands/s).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import redis
+
+# benchmarks/tools.py would shadow the tools package: import it before adding this folder
+HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
+sys.path.insert(0, str(HERE.parent))
+from tools.replay import ReplayOptions, replay  # noqa: E402
+
+sys.path.append(str(HERE))
+from _common import table, valkey  # noqa: E402
+from formats import make_aof  # noqa: E402
+from realserver import free_port  # noqa: E402
+
+Times = tuple[float, float, float]
+
+
+@contextlib.contextmanager
+def cluster(work: Path) -> Iterator[list[redis.Redis]]:
+    ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
+    bus = [free_port() for _ in ranges]
+    with contextlib.ExitStack() as stack:
+        nodes = [
+            stack.enter_context(
+                valkey(
+                    work / f"n{i}", "--appendonly", "no", "--cluster-enabled", "yes",
+                    "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus[i]),
+                    "--cluster-databases", "16",
+                )
+            )[0]
+            for i in range(3)
+        ]  # fmt: skip
+        for c, (lo, hi) in zip(nodes, ranges):
+            c.execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+        for i, c in enumerate(nodes[1:], 1):
+            port = c.connection_pool.connection_kwargs["port"]
+            nodes[0].execute_command("CLUSTER", "MEET", "127.0.0.1", port, bus[i])
+        while not all(
+            b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO")
+            and len(c.execute_command("CLUSTER", "SLOTS")) == 3
+            for c in nodes
+        ):
+            time.sleep(0.05)
+        yield nodes
+
+
+def timed(runs: int, prepare: Callable[[], object], fn: Callable[[], object]) -> Times:
+    """(median, min, max) seconds of ``fn``; ``prepare`` (a FLUSHALL) runs untimed before each."""
+    times = []
+    for _ in range(runs):
+        prepare()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    times.sort()
+    return times[len(times) // 2], times[0], times[-1]
+
+
+def port_of(c: redis.Redis) -> int:
+    return int(c.connection_pool.connection_kwargs["port"])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--commands", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=3)
+    args = ap.parse_args()
+    cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+    if cli is None:
+        raise SystemExit("redis-cli not found (apt-get install redis-tools)")
+    work = Path(tempfile.mkdtemp(prefix="vaof-replay-"))
+    try:
+        resp, _ = make_aof(work, args.commands)
+        aof_dir = resp / "appendonlydir"
+        files = sorted(aof_dir.glob("*.base.aof")) + sorted(aof_dir.glob("*.incr.aof"))
+        joined = work / "joined.aof"
+        with joined.open("wb") as out:
+            for f in files:
+                out.write(f.read_bytes())
+        n = 0
+        with valkey(work / "std", "--appendonly", "no") as (c, _):
+            port = port_of(c)
+
+            def pipe() -> None:
+                with joined.open("rb") as f:
+                    subprocess.run(
+                        [cli, "-p", str(port), "--pipe"], stdin=f, check=True,
+                        stdout=subprocess.DEVNULL,
+                    )  # fmt: skip
+
+            def ours() -> None:
+                nonlocal n
+                n = replay(aof_dir, ReplayOptions(target=f"redis://127.0.0.1:{port}")).commands
+
+            t_cli = timed(args.runs, c.flushall, pipe)
+            t_ours = timed(args.runs, c.flushall, ours)
+            assert c.dbsize() == args.commands
+        with cluster(work / "cl") as nodes:
+
+            def flush_all() -> None:
+                for node in nodes:
+                    node.flushall()
+
+            def ours_cluster() -> None:
+                target = f"redis://127.0.0.1:{port_of(nodes[0])}"
+                replay(aof_dir, ReplayOptions(target=target))
+
+            t_cl = timed(args.runs, flush_all, ours_cluster)
+            assert sum(node.dbsize() for node in nodes) == args.commands
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+    def fmt(t: Times) -> str:
+        med, lo, hi = t
+        return f"{med:.3f} s [{lo:.3f}-{hi:.3f}] ({n / med / 1e6:.2f} M cmd/s)"
+
+    ref = n / t_cli[0]
+    print(
+        table([
+            ("metric", "valkey-aof replay", "redis-cli --pipe", "ratio (cmd/s)", "target"),
+            (f"standalone, {n:,} SET", fmt(t_ours), fmt(t_cli), f"{n / t_ours[0] / ref:.2f}x",
+             ">= 1.0x"),
+            (f"3-node cluster, {n:,} SET", fmt(t_cl), "(standalone figure)",
+             f"{n / t_cl[0] / ref:.2f}x", ">= 0.5x"),
+        ])
+    )  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

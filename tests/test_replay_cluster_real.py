@@ -1,0 +1,207 @@
+"""``valkey-aof replay`` into a real 3-node Valkey 9.1.2 cluster (cluster-databases 16)."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import signal
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from realserver import RealServer, free_port, real_server
+from server_snapshot import snapshot
+from test_export import normalise
+from test_replay import REAL, _cli, counter_aof, expected_now, run, write_aof
+
+import tools.replay_cluster as rc
+from tools.replay import ReplayOptions, replay
+
+pytestmark = pytest.mark.real
+
+RANGES = [(0, 5460), (5461, 10922), (10923, 16383)]
+
+
+@contextlib.contextmanager
+def cluster(tmp: Path, n: int = 3, *args: str) -> Iterator[list[RealServer]]:
+    bus = [free_port() for _ in range(n)]
+    with contextlib.ExitStack() as stack:
+        nodes = [
+            stack.enter_context(
+                real_server(
+                    tmp / f"n{i}", "--cluster-enabled", "yes", "--cluster-config-file",
+                    "nodes.conf", "--cluster-port", str(bus[i]), *args,
+                )
+            )
+            for i in range(n)
+        ]  # fmt: skip
+        ranges = RANGES if n == 3 else [(0, 16383)]
+        for srv, (lo, hi) in zip(nodes, ranges):
+            srv.client().execute_command("CLUSTER", "ADDSLOTSRANGE", lo, hi)
+        for i, srv in enumerate(nodes[1:], 1):
+            nodes[0].client().execute_command("CLUSTER", "MEET", "127.0.0.1", srv.port, bus[i])
+        deadline = time.monotonic() + 30
+        while True:
+            ok = all(
+                b"cluster_state:ok" in s.client().execute_command("CLUSTER", "INFO")
+                and len(s.client().execute_command("CLUSTER", "SLOTS")) == len(ranges)
+                for s in nodes
+            )
+            if ok:
+                break
+            assert time.monotonic() < deadline, "cluster did not come up"
+            time.sleep(0.05)
+        yield nodes
+
+
+def cluster_contents(nodes: list[RealServer]) -> list[dict[str, Any]]:
+    out: list[dict[str, Any]] = []
+    for srv in nodes:
+        out.extend(snapshot(srv.client()))
+    return normalise(out)
+
+
+@pytest.fixture(scope="module")
+def c16(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[RealServer]]:
+    with cluster(tmp_path_factory.mktemp("c16"), 3, "--cluster-databases", "16") as nodes:
+        yield nodes
+
+
+def flush(nodes: list[RealServer]) -> None:
+    for srv in nodes:
+        srv.client().flushall()
+
+
+def target(nodes: list[RealServer]) -> str:
+    return f"redis://127.0.0.1:{nodes[0].port}"
+
+
+@pytest.mark.parametrize(
+    "src",
+    ["rdb_all_comp/dump.rdb", "rdb_lzf/dump.rdb", "cluster_node/appendonlydir",
+     "slot_migration/success_target_appendonlydir"],
+)  # fmt: skip
+def test_cluster_replay_gives_the_expected_contents(c16: list[RealServer], src: str) -> None:
+    flush(c16)
+    res = run(str(REAL / src), "--target", target(c16), "--cluster", "--verify", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert "cluster target" in res.stdout and "no differences" in res.stdout
+    assert cluster_contents(c16) == expected_now(REAL / src)
+    if src.startswith("rdb_all"):
+        assert all(s.client().dbsize() > 0 for s in c16)  # keys landed on every node
+
+
+def test_multi_db_workload_with_split_commands(c16: list[RealServer], tmp_path: Path) -> None:
+    """Several dbs (kept: cluster-databases 16), MSET/DEL across slots split per slot,
+    per-slot transactions kept whole."""
+    flush(c16)
+    cmds: list[list[bytes]] = []
+    for db in (0, 3, 15):
+        cmds.append([b"SELECT", b"%d" % db])
+        for i in range(200):
+            cmds.append([b"SET", b"k%d" % i, b"v%d:%d" % (db, i)])
+            cmds.append([b"HSET", b"h%d" % (i % 7), b"f%d" % i, b"%d" % i])
+        cmds.append([b"MSET", *[x for i in range(20) for x in (b"m%d" % i, b"%d" % db)]])
+        cmds.append([b"DEL", *[b"k%d" % i for i in range(0, 200, 3)]])
+        cmds += [[b"MULTI"], [b"INCR", b"{t}a"], [b"RPUSH", b"{t}l", b"x"], [b"EXEC"]]
+        cmds.append([b"PEXPIREAT", b"k1", b"%d" % (int(time.time() * 1000) + 3_600_000)])
+    aof = write_aof(tmp_path / "w.aof", cmds)
+    res = run(str(aof), "--target", target(c16), "--verify", "--quiet")
+    assert res.exit_code == 0, res.output
+    assert cluster_contents(c16) == expected_now(aof)
+
+
+def test_cross_slot_commands_are_refused_clearly(c16: list[RealServer]) -> None:
+    flush(c16)
+    src = REAL / "aof_preamble" / "appendonlydir"  # RENAME/COPY/SMOVE across slots
+    res = run(str(src), "--target", target(c16), "--quiet")
+    assert res.exit_code == 1
+    assert "touches keys in different slots" in res.stderr and "offset" in res.stderr
+
+
+def test_dry_run_routing_plan(c16: list[RealServer]) -> None:
+    flush(c16)
+    res = run(str(REAL / "aof_preamble" / "appendonlydir"), "--target", target(c16), "--dry-run")
+    assert res.exit_code == 0, res.output
+    plan = json.loads(res.stdout)
+    assert plan["mode"] == "cluster"
+    assert {f"127.0.0.1:{s.port}" for s in c16} <= set(plan["per_node"])
+    assert sum(s.client().dbsize() for s in c16) == 0
+
+
+def test_cross_slot_transaction_is_refused(c16: list[RealServer], tmp_path: Path) -> None:
+    flush(c16)
+    aof = write_aof(
+        tmp_path / "tx.aof",
+        [[b"MULTI"], [b"SET", b"{a}x", b"1"], [b"SET", b"{b}y", b"2"], [b"EXEC"],
+         [b"MULTI"], [b"SET", b"{a}x", b"1"], [b"INCR", b"{a}n"], [b"EXEC"]],
+    )  # fmt: skip
+    res = run(str(aof), "--target", target(c16), "--quiet")
+    assert res.exit_code == 1
+    assert "MULTI/EXEC transaction touches keys in different slots" in res.stderr
+    res = run(str(aof), "--target", target(c16), "--on-error", "skip")
+    assert res.exit_code == 0, res.output
+    got = {k["key"]: k["value"] for k in cluster_contents(c16)}
+    assert got == {"{a}x": "1", "{a}n": "1"}
+
+
+def test_moved_redirections_are_followed_in_order(
+    c16: list[RealServer], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stale slot map (every slot on the first node) ends in the same contents."""
+    flush(c16)
+    real_load = rc.ClusterMap._load
+    calls = [0]
+
+    def stale(self: rc.ClusterMap, reply: Any, via: Any) -> None:
+        real_load(self, reply, via)
+        calls[0] += 1
+        if calls[0] == 1:
+            first = self.primaries[0]
+            self.slots = [first] * rc.SLOTS
+
+    monkeypatch.setattr(rc.ClusterMap, "_load", stale)
+    aof = counter_aof(tmp_path / "c.aof", 3000)
+    res = replay(aof, ReplayOptions(target=target(c16), verify=True))
+    assert calls[0] >= 2
+    assert res.verify.clean, res.verify.details()
+    c = {k["key"]: k["value"] for k in cluster_contents(c16)}
+    assert sum(int(c[f"counter:{i}"]) for i in range(50)) == 3000
+    assert c["log"] == [str(i) for i in range(300)]
+
+
+def test_cluster_replay_interrupted_and_resumed(c16: list[RealServer], tmp_path: Path) -> None:
+    flush(c16)
+    n = 20_000
+    aof = counter_aof(tmp_path / "c.aof", n)
+    ck = tmp_path / "ck.json"
+    p = _cli(str(aof), "--target", target(c16), "--checkpoint", str(ck), "--rate", "8000")
+    time.sleep(1.2)
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    assert p.returncode == 130, err
+    done = json.loads(ck.read_text())["index"]
+    assert 0 < done < n
+    res = run(str(aof), "--target", target(c16), "--checkpoint", str(ck), "--resume", "--verify")
+    assert res.exit_code == 0, res.output
+    c = {k["key"]: k["value"] for k in cluster_contents(c16)}
+    assert sum(int(c[f"counter:{i}"]) for i in range(50)) == n
+    assert len(c["log"]) == n // 10
+
+
+def test_cluster_without_databases_refuses_other_dbs(tmp_path: Path) -> None:
+    src = REAL / "aof_preamble" / "appendonlydir"
+    with cluster(tmp_path, 1) as nodes:
+        res = run(str(src), "--target", target(nodes), "--quiet")
+        assert res.exit_code == 1
+        assert "cluster-databases" in res.stderr and "--flatten-db" in res.stderr
+        nodes[0].client().flushall()  # what came before the first db-5 command was applied
+        multi = write_aof(
+            tmp_path / "m.aof",
+            [[b"SELECT", b"2"], [b"SET", b"a", b"1"], [b"SELECT", b"5"], [b"SET", b"b", b"2"]],
+        )
+        res = run(str(multi), "--target", target(nodes), "--flatten-db", "--verify")
+        assert res.exit_code == 0, res.output
+        assert nodes[0].client().dbsize() == 2

@@ -1,0 +1,173 @@
+"""Cluster targets for ``valkey-aof replay``: the slot map, routing and redirections.
+
+Each command goes to the primary owning the slot of its keys (key positions from the one
+command table, ``engine.commands.table.lookup(argv).key_positions(argv)``; slot from
+``persistence.crc.key_slot``). Commands without keys that change data (FLUSHALL, FLUSHDB,
+FUNCTION LOAD ...) go to every primary. A command whose keys hash to different slots, or a
+transaction spanning slots, cannot run on a cluster (src/cluster.c getNodeByQuery: CROSSSLOT)
+and is refused with :class:`CrossSlot`. ``MOVED`` / ``ASK`` / ``TRYAGAIN`` replies are handled by
+the replayer: it drains every connection, refreshes this map and re-sends the redirected
+commands in their original order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from engine.commands.table import Command, lookup
+from persistence.crc import key_slot
+from persistence.resp import Array, Bulk, Error, Frame, Integer
+from tools.replay_conn import Conn, ReplayConnError, Target
+
+SLOTS = 16384
+NO_KEY = -1
+
+
+class CrossSlot(Exception):
+    pass
+
+
+class ClusterMap:
+    def __init__(self, seed: Conn, target: Target, *, timeout: float = 30.0) -> None:
+        self.target = target
+        self.timeout = timeout
+        self.conns: dict[str, Conn] = {seed.name: seed}
+        self.seed = seed
+        self.slots: list[str | None] = [None] * SLOTS
+        self.primaries: list[str] = []
+        self._simple: dict[bytes, int] = {}  # argv[0] -> key index for one-key commands
+        self.refresh()
+
+    def refresh(self) -> None:
+        """Load the slot map with CLUSTER SLOTS from any reachable node."""
+        last: Exception | None = None
+        for conn in [self.seed, *[c for c in self.conns.values() if c is not self.seed]]:
+            if conn.pending:
+                conn.drain()
+            try:
+                reply = conn.call("CLUSTER", "SLOTS")
+            except ReplayConnError as e:
+                last = e
+                continue
+            if isinstance(reply, Error):
+                raise ReplayConnError(
+                    f"{conn.name}: CLUSTER SLOTS: {reply.message.decode(errors='replace')}"
+                )
+            self._load(reply, conn)
+            return
+        raise ReplayConnError(f"no cluster node answered CLUSTER SLOTS ({last})")
+
+    def _load(self, reply: Frame, via: Conn) -> None:
+        slots: list[str | None] = [None] * SLOTS
+        primaries: list[str] = []
+        assert isinstance(reply, Array) and reply.items is not None
+        for entry in reply.items:
+            assert isinstance(entry, Array) and entry.items is not None
+            lo, hi, node = entry.items[0], entry.items[1], entry.items[2]
+            assert isinstance(lo, Integer) and isinstance(hi, Integer) and isinstance(node, Array)
+            assert node.items is not None
+            host_f, port_f = node.items[0], node.items[1]
+            assert isinstance(port_f, Integer)
+            host = host_f.value.decode() if isinstance(host_f, Bulk) and host_f.value else ""
+            if not host or host == "?":  # an unknown endpoint: the address we used (cluster docs)
+                host = via.host
+            name = f"{host}:{port_f.value}"
+            if name not in primaries:
+                primaries.append(name)
+            for s in range(lo.value, hi.value + 1):
+                slots[s] = name
+        self.slots = slots
+        self.primaries = primaries
+
+    def conn(self, name: str) -> Conn:
+        c = self.conns.get(name)
+        if c is None:
+            host, port = name.rsplit(":", 1)
+            c = Conn(host, int(port), timeout=self.timeout)
+            auth(c, self.target)
+            self.conns[name] = c
+        return c
+
+    def node_of(self, slot: int) -> str:
+        name = self.slots[slot]
+        if name is None:
+            raise ReplayConnError(f"slot {slot} is not served by any node (CLUSTERDOWN)")
+        return name
+
+    def slot_of(self, argv: list[bytes]) -> int:
+        """The slot of the command's keys, :data:`NO_KEY` without keys; raises CrossSlot."""
+        i = self._simple.get(argv[0])
+        if i is not None and len(argv) > i:
+            return key_slot(argv[i])
+        cmd = lookup(argv)
+        if cmd is None:
+            return NO_KEY
+        if _one_key(cmd) and not cmd.container:
+            self._simple[argv[0]] = cmd.first_key
+        keys = cmd.key_positions(argv)
+        if not keys:
+            return NO_KEY
+        slot = key_slot(argv[keys[0]])
+        for k in keys[1:]:
+            if key_slot(argv[k]) != slot:
+                raise CrossSlot(
+                    f"{argv[0].decode(errors='replace')} touches keys in different slots, which "
+                    f"a cluster refuses (CROSSSLOT)"
+                )
+        return slot
+
+    def slot_of_all(self, cmds: Sequence[list[bytes]]) -> int:
+        """One slot for a whole transaction (NO_KEY if none has keys); raises CrossSlot."""
+        slot = NO_KEY
+        for argv in cmds:
+            s = self.slot_of(argv)
+            if s == NO_KEY:
+                continue
+            if slot not in (NO_KEY, s):
+                raise CrossSlot(
+                    "a MULTI/EXEC transaction touches keys in different slots (here "
+                    f"{slot} and {s}); a cluster cannot run it atomically"
+                )
+            slot = s
+        return slot
+
+    def close(self) -> None:
+        for c in self.conns.values():
+            c.close()
+
+
+# multi-key commands whose effect is the same when sent as one command per slot (what cluster
+# clients do for MSET/DEL; the keys are independent): name -> arguments per key
+SPLITTABLE = {b"MSET": 2, b"DEL": 1, b"UNLINK": 1, b"TOUCH": 1}
+
+
+def split_by_slot(argv: list[bytes]) -> list[tuple[int, list[bytes]]] | None:
+    """A cross-slot MSET/DEL/UNLINK/TOUCH as one command per slot (in first-key order)."""
+    step = SPLITTABLE.get(argv[0].upper())
+    if step is None or (len(argv) - 1) % step:
+        return None
+    groups: dict[int, list[bytes]] = {}
+    for i in range(1, len(argv), step):
+        groups.setdefault(key_slot(argv[i]), []).extend(argv[i : i + step])
+    return [(slot, [argv[0], *args]) for slot, args in groups.items()]
+
+
+def _one_key(cmd: Command) -> bool:
+    return cmd.keys_fn is None and cmd.first_key > 0 and cmd.last_key == cmd.first_key
+
+
+def auth(conn: Conn, target: Target) -> None:
+    if target.password is None:
+        return
+    if target.username is not None:
+        conn.call_ok("AUTH", target.username, target.password)
+    else:
+        conn.call_ok("AUTH", target.password)
+
+
+def parse_redirect(msg: str) -> tuple[str, int, str] | None:
+    """``MOVED 3999 127.0.0.1:6381`` / ``ASK ...`` -> (kind, slot, host:port)."""
+    parts = msg.split()
+    if len(parts) == 3 and parts[0] in ("MOVED", "ASK") and parts[1].isdigit():
+        return parts[0], int(parts[1]), parts[2]
+    return None
