@@ -19,6 +19,9 @@ from engine import commands as _commands  # noqa: F401 - registers every command
 from engine import types as _types  # noqa: F401 - registers every value type
 from engine.blocking import Block
 from engine.clock import Clock, SystemClock
+from engine.cluster.routing import check as _cluster_check
+from engine.cluster.slots import ClusterState
+from engine.commands import cluster as _cluster_commands  # noqa: F401 - CLUSTER, ASKING ...
 from engine.commands.hashes_expire import active_expire_fields as _expire_fields
 from engine.commands.table import TABLE, Command
 from engine.config import Config
@@ -98,6 +101,14 @@ class Engine:
         if self.config["cluster-enabled"]:
             n = self.config["cluster-databases"]
         self.keyspace = Keyspace(n)
+        # cluster mode (config cluster-enabled): the slot map and the routing check; the
+        # server replaces ``cluster`` with the state it loads from nodes.conf
+        self.cluster: ClusterState | None = None
+        if self.config["cluster-enabled"]:
+            port = self.config["port"]
+            self.cluster = ClusterState.fresh(port, self.config["cluster-port"])
+            self.keyspace.enable_slot_index()
+            self.cluster.update_state(self.clock.now_ms())
         self.keyspace.lazyfree_lazy_expire = self.config["lazyfree-lazy-expire"]
         self.loading = False
         self.stats = Stats()
@@ -192,6 +203,10 @@ class Engine:
             return self._reject(client, CommandError(NOAUTH), cmd)
         if client.multi is not None and "no_multi" in cmd.flags:  # src/server.c processCommand
             return self._reject(client, not_in_transaction(cmd.name), cmd)
+        if self.cluster is not None:  # src/server.c processCommand: cluster redirection
+            redirect = _cluster_check(self, client, cmd, argv)
+            if redirect is not None:
+                return self._redirect(client, cmd, redirect)
         if client.multi is not None and lname not in _MULTI_IMMEDIATE:
             client.multi.append(argv)
             return QUEUED, []
@@ -250,6 +265,21 @@ class Engine:
             st.rejected_calls += 1
         self._count_error(err.message)
         return Error(err.message.encode()), []
+
+    def _redirect(
+        self, client: ClientState, cmd: Command, message: str
+    ) -> tuple[Any, list[Effect]]:
+        """A cluster redirection: EXEC discards the transaction and gets the error itself,
+        a command inside MULTI flags it (src/server.c processCommand)."""
+        if cmd.name == "exec":
+            client.multi = None
+            client.multi_error = False
+            self.keyspace.unwatch_all(client)
+        elif client.multi is not None:
+            client.multi_error = True
+        self.stats.commands.setdefault(cmd.name, CommandStats()).rejected_calls += 1
+        self._count_error(message)
+        return Error(message.encode()), []
 
     def _count_error(self, message: str) -> None:
         self.stats.total_error_replies += 1

@@ -129,9 +129,7 @@ OBJECT_IDLE_LFU = (
     "ERR An LFU maxmemory policy is selected, idle time not tracked. Please note that when"
     " switching between policies at runtime LRU and LFU data will take some time to adjust."
 )
-MOVE_CLUSTER = "ERR MOVE is not allowed in cluster mode"
 SWAPDB_CLUSTER = "ERR SWAPDB is not allowed in cluster mode"
-COPY_CLUSTER = "ERR Copying to another database is not allowed in cluster mode"
 BITFIELD_OVERFLOW_TYPE = "ERR Invalid OVERFLOW type specified"
 BITFIELD_TYPE = (
     "ERR Invalid bitfield type. Use something like i16 u8. Note that u64 is not supported but"

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import WRONGTYPE, CommandError
 from engine.types.base import BY_CLASS, type_info
 from engine.types.hashes import Hash
+from persistence.crc import key_slot
 from persistence.records import KeyRecord
 
 if TYPE_CHECKING:
@@ -25,7 +26,16 @@ if TYPE_CHECKING:
 
 
 class Database:
-    __slots__ = ("data", "expires", "field_heap", "heap", "id", "keyspace", "volatile_keys")
+    __slots__ = (
+        "data",
+        "expires",
+        "field_heap",
+        "heap",
+        "id",
+        "keyspace",
+        "slot_keys",
+        "volatile_keys",
+    )
 
     def __init__(self, db_id: int, keyspace: Keyspace) -> None:
         self.id = db_id
@@ -37,6 +47,9 @@ class Database:
         # the hash type, and a heap of (earliest field expiry, key) for the active field job
         self.volatile_keys: set[bytes] = set()
         self.field_heap: list[tuple[int, bytes]] = []
+        # cluster mode only: slot -> its keys in this db, in insertion order (Valkey's per-slot
+        # kvstore dicts), for CLUSTER COUNTKEYSINSLOT / GETKEYSINSLOT / FLUSHSLOT and migration
+        self.slot_keys: dict[int, dict[bytes, None]] | None = None
 
     def __len__(self) -> int:
         return len(self.data)
@@ -69,6 +82,8 @@ class Database:
         old = self.data.get(key)
         if old is not None and old is not value:
             self._forget(key, old)
+        elif old is None and self.slot_keys is not None:
+            self._index(key)
         self.data[key] = value
         if not keep_ttl and key in self.expires:
             del self.expires[key]
@@ -78,6 +93,8 @@ class Database:
     def add(self, key: bytes, value: Any) -> None:
         """Store a new key (the caller checked it does not exist)."""
         self.data[key] = value
+        if self.slot_keys is not None:
+            self._index(key)
         if type(value) is Hash and value.expires:
             self.track_fields(key, min(value.expires.values()))
 
@@ -87,7 +104,27 @@ class Database:
             return False
         self.expires.pop(key, None)
         self._forget(key, value)
+        if self.slot_keys is not None:
+            slot = key_slot(key)
+            keys = self.slot_keys[slot]
+            del keys[key]
+            if not keys:
+                del self.slot_keys[slot]
         return True
+
+    def _index(self, key: bytes) -> None:
+        assert self.slot_keys is not None
+        slot = key_slot(key)
+        keys = self.slot_keys.get(slot)
+        if keys is None:
+            keys = self.slot_keys[slot] = {}
+        keys[key] = None
+
+    def keys_in_slot(self, slot: int) -> dict[bytes, None]:
+        """The keys of ``slot`` in this db (cluster mode; empty otherwise)."""
+        if self.slot_keys is None:
+            return {}
+        return self.slot_keys.get(slot, {})
 
     def _forget(self, key: bytes, value: Any) -> None:
         if key in self.volatile_keys:
@@ -142,6 +179,8 @@ class Database:
         self.heap.clear()
         self.volatile_keys.clear()
         self.field_heap.clear()
+        if self.slot_keys is not None:
+            self.slot_keys.clear()
         return n
 
     # -- records --------------------------------------------------------------------------
@@ -179,6 +218,18 @@ class Keyspace:
         self.lazyfree_lazy_expire = True  # Valkey 9 default
         self.stats_expired_keys = 0
         self.stats_expired_fields = 0
+
+    def enable_slot_index(self) -> None:
+        """Cluster mode: keep a per-slot key index in every db (Database.slot_keys)."""
+        for db in self.dbs:
+            if db.slot_keys is None:
+                db.slot_keys = {}
+                for key in db.data:
+                    db._index(key)
+
+    def count_keys_in_slot(self, slot: int) -> int:
+        """countKeysInSlot (src/cluster.c): over every db."""
+        return sum(len(db.keys_in_slot(slot)) for db in self.dbs)
 
     # -- WATCH ----------------------------------------------------------------------------
     def watch(self, client: ClientState, db: int, key: bytes) -> None:

@@ -15,3 +15,12 @@ REAL = FIXTURES / "valkey-9.1.2"
 @pytest.fixture
 def real_fixtures() -> Path:
     return REAL
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fuzz-long",
+        action="store_true",
+        default=False,
+        help="run the fuzz tests (tests/test_fuzz_*.py) with 20x more cases",
+    )

@@ -2,7 +2,7 @@
 
 One module per data type (strings, lists, hashes, sets, zsets, streams), plus generic keys,
 connection (PING, HELLO, AUTH, CLIENT, SELECT...), server (INFO, CONFIG, COMMAND, DBSIZE...),
-transactions (MULTI/EXEC/WATCH) and pub/sub.
+transactions (MULTI/EXEC/WATCH), pub/sub and persistence (SAVE, BGSAVE, BGREWRITEAOF, LASTSAVE).
 """
 
 from engine.commands import (  # noqa: F401
@@ -10,6 +10,7 @@ from engine.commands import (  # noqa: F401
     hashes,
     keys,
     lists,
+    persistence,
     pubsub,
     server,
     sets,

@@ -24,7 +24,6 @@ from engine.context import Ctx
 from engine.errors import (
     BAD_DATA_FORMAT,
     BUSYKEY,
-    COPY_CLUSTER,
     DB_INDEX,
     DUMP_PAYLOAD,
     INVALID_CURSOR,
@@ -33,7 +32,6 @@ from engine.errors import (
     INVALID_IDLETIME,
     INVALID_SECOND_DB,
     INVALID_TTL,
-    MOVE_CLUSTER,
     NO_SUCH_KEY,
     NOT_INTEGER,
     OBJECT_FREQ_NO_LFU,
@@ -159,9 +157,7 @@ def renamenx(ctx: Ctx, argv: list[bytes]) -> Any:
 
 @command("move", 3, "write fast", 1, 1, 1, acl="@keyspace @write @fast")
 def move(ctx: Ctx, argv: list[bytes]) -> Any:
-    """moveCommand (src/db.c)."""
-    if ctx.engine.config["cluster-enabled"]:
-        raise CommandError(MOVE_CLUSTER)
+    """moveCommand (src/db.c); Valkey 9 allows it in cluster mode (spec 2.3, checked on 9.1.2)."""
     key = argv[1]
     src = ctx.db
     dst = _db_arg(ctx, argv[2])
@@ -202,8 +198,6 @@ def copy(ctx: Ctx, argv: list[bytes]) -> Any:
         else:
             raise CommandError(SYNTAX)
         j += 1
-    if ctx.engine.config["cluster-enabled"] and (src.id != 0 or dst.id != 0):
-        raise CommandError(COPY_CLUSTER)
     key, newkey = argv[1], argv[2]
     if src is dst and key == newkey:
         raise CommandError(SAME_OBJECT)

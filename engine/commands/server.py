@@ -1,6 +1,7 @@
-"""Server commands: CONFIG, TIME, LASTSAVE, DEBUG (the subset without I/O), SHUTDOWN,
+"""Server commands: CONFIG, TIME, DEBUG (the subset without I/O), SHUTDOWN,
 MONITOR (src/config.c, src/server.c, src/debug.c). INFO is in engine/commands/info.py,
-COMMAND in engine/commands/introspection.py; DBSIZE/FLUSHALL belong to keys.py.
+COMMAND in engine/commands/introspection.py, LASTSAVE/SAVE/BGSAVE/BGREWRITEAOF in
+engine/commands/persistence.py; DBSIZE/FLUSHALL belong to keys.py.
 
 What the engine cannot do itself it marks for the server, which acts after the reply:
 ``shutdown`` (SHUTDOWN; options in ``engine.server_info["shutdown"]``), ``monitor`` (MONITOR:
@@ -120,16 +121,11 @@ def config_help(ctx: Ctx, argv: list[bytes]) -> Any:
     return help_reply(_CONFIG_HELP)
 
 
-# -- TIME, LASTSAVE, MONITOR, SHUTDOWN ----------------------------------------------------
+# -- TIME, MONITOR, SHUTDOWN ----------------------------------------------------
 @command("time", 1, "loading stale fast", acl="@fast")
 def time_(ctx: Ctx, argv: list[bytes]) -> Any:
     us = ctx.engine.clock.now_us()
     return [b"%d" % (us // 1_000_000), b"%d" % (us % 1_000_000)]
-
-
-@command("lastsave", 1, "loading stale fast", acl="@admin @fast @dangerous")
-def lastsave(ctx: Ctx, argv: list[bytes]) -> Any:
-    return int(ctx.engine.server_info.get("lastsave", 0))
 
 
 @command("monitor", 1, _ADMIN, acl="@admin @slow @dangerous")

@@ -24,10 +24,11 @@ from collections import deque
 from typing import Any, cast
 
 from engine.blocking import Block
+from engine.commands.persistence import SHUTDOWN_FAILED
 from engine.config import parse_memory
 from engine.context import ClientState, Effect
 from engine.engine import Engine
-from engine.server.durability import AofWriter
+from engine.server.durability import AofWriter, Durability
 from persistence.resp.parser import ProtocolError, RequestParser
 from persistence.resp.reply import encode_value
 
@@ -123,6 +124,7 @@ class Server:
         self.monitors: list[Connection] = []
         self._limits: dict[str, tuple[int, int, int]] = {}
         self._limits_text = ""
+        self.durability = Durability(engine, aof)  # SAVE/BGSAVE/BGREWRITEAOF, cron, INFO
 
     # -- command processing ---------------------------------------------------------------
     def process(self, conn: Connection) -> None:
@@ -187,6 +189,11 @@ class Server:
         if "shutdown" in flags:
             # src/server.c: a successful SHUTDOWN never replies; the connection just closes
             flags.discard("shutdown")
+            opts = self.engine.server_info.get("shutdown") or set()
+            if not self.durability.shutdown(set(opts)):
+                if conn.out:  # src/server.c shutdownCommand: the save failed, keep running
+                    conn.out[-1] = b"-%s\r\n" % SHUTDOWN_FAILED.encode()
+                return False
             if conn.out:
                 conn.out.pop()
             conn.closing = True
@@ -355,6 +362,7 @@ class Server:
     def cron(self) -> None:
         """serverCron: active expiry, client timeouts, CLIENT KILL requests."""
         engine = self.engine
+        self.durability.cron()
         for unit in engine.active_expire():
             self.propagate(unit)
         fields = getattr(engine, "active_expire_fields", None)
@@ -415,6 +423,8 @@ class Server:
         for conn in list(self.connections.values()):
             if conn.transport is not None:
                 conn.transport.close()
+        if not self.durability.shut_down:  # SIGTERM: as SHUTDOWN without options
+            self.durability.shutdown(set())
         if self.aof is not None:
             self.aof.close()
 

@@ -12,6 +12,7 @@ precise errors. Memory stays at about one chunk plus the largest command.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -34,6 +35,10 @@ _ARGC_SIZE = [3 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
 
 BAD_FORMAT = "Bad file format reading the append only file"  # src/aof.c fmterr
 UNEXPECTED_EOF = "Unexpected end of file reading the append only file"  # src/aof.c uxeof
+# hiredis allocates an aggregate of the announced size as soon as it reads the header (a damaged
+# ``*2147483647`` costs 16 GB): it is never fed one of 100000 or more; the exact scanner reads
+# those (same guard as persistence/resp/parser.py)
+_BIG_AGGREGATE = re.compile(rb"[*%~>|][0-9]{6}")
 
 
 def canonical_size(argv: list[bytes]) -> int:
@@ -168,6 +173,10 @@ class RespScanner:
         reader = hiredis.Reader()
         # feed in small slices: hiredis memmoves its whole buffer every 1 KB consumed
         fed = pos + FEED if pos + FEED < end else end
+        big = _BIG_AGGREGATE.search(buf, pos, fed)
+        blocked = big is not None  # nothing at or past a big aggregate header is fed
+        if big is not None:
+            fed = big.start()
         reader.feed(buf, pos, fed - pos)
         gets = reader.gets
         out: list[AofCommand] = []
@@ -185,28 +194,42 @@ class RespScanner:
         while True:
             try:
                 reply = gets()
-            except hiredis.ProtocolError:
+            except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map with a list key
                 ok = False
                 break
             if reply is False:
-                if fed < end:
+                if fed < end and not blocked:
                     n = FEED if fed + FEED < end else end - fed
-                    reader.feed(buf, fed, n)
-                    fed += n
+                    big = _BIG_AGGREGATE.search(buf, fed - 6 if fed - 6 > pos else pos, fed + n)
+                    if big is not None:
+                        blocked = True
+                        n = big.start() - fed
+                    if n > 0:
+                        reader.feed(buf, fed, n)
+                        fed += n
                     continue
+                if blocked:
+                    ok = False  # the exact scanner takes the command at the big header
                 break
             if type(reply) is not list or not reply or buf[pos] != 42:  # '*'
                 ok = False
                 break
             try:
                 n = len(reply)
+                # every element must be a bulk: a nested array has a len() too
                 if n == 3:  # unrolled for the common SET-like shape
                     a0, a1, a2 = reply
+                    if type(a0) is not bytes or type(a1) is not bytes or type(a2) is not bytes:
+                        raise TypeError
                     size = 4 + sizes[len(a0)] + sizes[len(a1)] + sizes[len(a2)]
                 elif n == 2:
                     a0, a1 = reply
+                    if type(a0) is not bytes or type(a1) is not bytes:
+                        raise TypeError
                     size = 4 + sizes[len(a0)] + sizes[len(a1)]
                 else:
+                    if not all(map(bytes.__instancecheck__, reply)):
+                        raise TypeError
                     size = _ARGC_SIZE[n] + sum(map(arg_size, map(len, reply)))
             except IndexError:
                 try:

@@ -287,7 +287,7 @@ class RequestParser:
         assert hi is not None
         try:
             cmd = hi.gets()
-        except hiredis.ProtocolError:
+        except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map with a list key
             cmd = None
         buf = self._buf
         pos = self._pos
@@ -430,6 +430,8 @@ class _Incomplete(Exception):
 
 
 _DOUBLE_WORDS = {b"inf": float("inf"), b"-inf": float("-inf"), b"nan": float("nan")}
+# aggregates nested deeper than this are refused (the parser recurses once per level)
+MAX_REPLY_NESTING: Final = 128
 
 
 class ReplyParser:
@@ -501,22 +503,22 @@ class ReplyParser:
             raise self._fail("Protocol error: invalid CRLF in reply", end)
         return bytes(self._buf[pos:end]), end + 2
 
-    def _items(self, pos: int, n: int) -> tuple[list[F.Frame], int]:
+    def _items(self, pos: int, n: int, depth: int) -> tuple[list[F.Frame], int]:
         items: list[F.Frame] = []
         counted = 0
         while counted < n:
-            item, pos = self._parse(pos)
+            item, pos = self._parse(pos, depth)
             items.append(item)
             if not isinstance(item, F.Attribute):
                 counted += 1
         return items, pos
 
-    def _pairs(self, pos: int, n: int) -> tuple[list[tuple[F.Frame, F.Frame]], int]:
-        flat, pos = self._items(pos, 2 * n)
+    def _pairs(self, pos: int, n: int, depth: int) -> tuple[list[tuple[F.Frame, F.Frame]], int]:
+        flat, pos = self._items(pos, 2 * n, depth)
         plain = [f for f in flat if not isinstance(f, F.Attribute)]
         return list(zip(plain[0::2], plain[1::2])), pos
 
-    def _parse(self, pos: int) -> tuple[F.Frame, int]:
+    def _parse(self, pos: int, depth: int = 0) -> tuple[F.Frame, int]:
         buf = self._buf
         if pos >= len(buf):
             raise _Incomplete(pos + 1)
@@ -551,13 +553,15 @@ class ReplyParser:
                 if kind != 0x2A:
                     raise self._fail("Protocol error: invalid aggregate length", pos)
                 return F.Array(None), nxt
+            if depth >= MAX_REPLY_NESTING:
+                raise self._fail("Protocol error: reply nested too deeply", pos)
             if kind == 0x25:
-                pairs, nxt = self._pairs(nxt, n)
+                pairs, nxt = self._pairs(nxt, n, depth + 1)
                 return F.Map(pairs), nxt
             if kind == 0x7C:
-                pairs, nxt = self._pairs(nxt, n)
+                pairs, nxt = self._pairs(nxt, n, depth + 1)
                 return F.Attribute(pairs), nxt
-            items, nxt = self._items(nxt, n)
+            items, nxt = self._items(nxt, n, depth + 1)
             if kind == 0x2A:
                 return F.Array(items), nxt
             return (F.Set(items) if kind == 0x7E else F.Push(items)), nxt
@@ -575,7 +579,11 @@ class ReplyParser:
             body = line[1:] if line[:1] == b"-" else line
             if not body or not body.isdigit() or not body.isascii():
                 raise self._fail("Protocol error: invalid big number", pos)
-            return F.BigNumber(int(line)), nxt
+            try:
+                value = int(line)
+            except ValueError:  # longer than sys.get_int_max_str_digits() (4300 by default)
+                raise self._fail("Protocol error: big number too long", pos) from None
+            return F.BigNumber(value), nxt
         raise self._fail(f"Protocol error, got {chr(kind)!r} as reply type byte", pos)
 
     def _double(self, line: bytes, pos: int) -> float:

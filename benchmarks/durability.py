@@ -1,0 +1,144 @@
+"""Durability figures, our server next to valkey-server 9.1.2 in one run.
+
+1. Start-up load time of an N-key AOF directory (an incr file of N SETs after an empty base),
+   and of its RDB-preamble form (the same keys in the base), for both servers (their logs).
+2. redis-benchmark SET throughput (-c 50 -P 1) with appendfsync always and everysec.
+3. p99 latency of one client doing SET/GET while BGREWRITEAOF rewrites the N keys.
+
+``python benchmarks/durability.py [--keys 1000000] [--requests 100000]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import redis
+from _common import server_load_seconds, table
+from server import pin, start
+
+from persistence.aof.dirwriter import write_aof_dir
+from persistence.aof.encoder import encode_command
+from persistence.records import KeyRecord, StringValue
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def make_dirs(work: Path, n: int) -> tuple[Path, Path]:
+    resp, pre = work / "aof_resp", work / "aof_preamble"
+    write_aof_dir(resp / "appendonlydir", [], base="aof")
+    with open(resp / "appendonlydir" / "appendonly.aof.1.incr.aof", "wb") as f:
+        f.write(encode_command([b"SELECT", b"0"]))
+        for i in range(n):
+            f.write(encode_command([b"SET", b"key:%08d" % i, b"value-%d" % i]))
+    recs = (KeyRecord(0, b"key:%08d" % i, StringValue(b"value-%d" % i)) for i in range(n))
+    write_aof_dir(pre / "appendonlydir", recs, base="rdb")
+    return resp, pre
+
+
+def our_load_seconds(src: Path, work: Path) -> float:
+    d = work / "ours_load"
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(src, d)
+    proc, _ = start("ours", d)
+    proc.terminate()
+    proc.wait(600)
+    text = (d / "engine.log").read_text()
+    return float(re.findall(r"DB loaded from append only file.* in ([0-9.]+) seconds", text)[-1])
+
+
+def valkey_load_seconds(src: Path, work: Path) -> float:
+    d = work / "valkey_load"
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(src, d)
+    return server_load_seconds(d, "--appendonly", "yes")
+
+
+def throughput(kind: str, work: Path, policy: str, requests: int) -> float:
+    d = work / f"tp_{kind}_{policy}"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    proc, port = start(kind, d)
+    try:
+        redis.Redis(port=port).config_set("appendfsync", policy)
+        cmd = [*pin(1), "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests),
+               "-t", "set", "--csv", "-r", "100000"]  # fmt: skip
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800).stdout
+        for line in out.splitlines():
+            parts = [p.strip('"') for p in line.split(",")]
+            if parts and parts[0] == "SET":
+                return float(parts[1])
+        return 0.0
+    finally:
+        proc.terminate()
+        proc.wait(600)
+
+
+def rewrite_p99(kind: str, src: Path, work: Path) -> tuple[float, float, int, float]:
+    """(p99 ms, max ms, samples, rewrite seconds) of SET/GET round trips during a rewrite."""
+    d = work / f"rw_{kind}"
+    shutil.rmtree(d, ignore_errors=True)
+    shutil.copytree(src, d)
+    proc, port = start(kind, d)
+    try:
+        c = redis.Redis(port=port, socket_timeout=600)
+        while c.info("persistence").get("loading"):
+            time.sleep(0.05)
+        lat: list[float] = []
+        t0 = time.perf_counter()
+        c.execute_command("BGREWRITEAOF")
+        i = 0
+        while True:
+            a = time.perf_counter()
+            c.set(f"lat:{i % 1000}", i)
+            c.get(f"lat:{i % 1000}")
+            lat.append((time.perf_counter() - a) * 500)  # ms per command
+            i += 1
+            if i % 200 == 0 and not c.info("persistence")["aof_rewrite_in_progress"]:
+                break
+        secs = time.perf_counter() - t0
+        lat.sort()
+        return lat[int(len(lat) * 0.99)], lat[-1], len(lat), secs
+    finally:
+        proc.terminate()
+        proc.wait(600)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--keys", type=int, default=1_000_000)
+    ap.add_argument("--requests", type=int, default=100_000)
+    args = ap.parse_args()
+    if not shutil.which("redis-benchmark"):
+        raise SystemExit("redis-benchmark not found: apt-get install redis-tools")
+    with tempfile.TemporaryDirectory(prefix="durability-bench-") as tmp:
+        work = Path(tmp)
+        resp, pre = make_dirs(work, args.keys)
+        rows = [("measure", "valkey-server 9.1.2", "ours", "ratio (ours/valkey)")]
+        for label, src in ((f"load {args.keys} SETs (RESP incr), s", resp),
+                           (f"load {args.keys} keys (RDB preamble), s", pre)):  # fmt: skip
+            v, o = valkey_load_seconds(src, work), our_load_seconds(src, work)
+            rows.append((label, f"{v:.2f}", f"{o:.2f}", f"{o / v:.2f}x"))
+            print(rows[-1], file=sys.stderr)
+        for policy in ("always", "everysec"):
+            v = throughput("valkey", work, policy, args.requests)
+            o = throughput("ours", work, policy, args.requests)
+            rows.append((f"SET ops/s, appendfsync {policy}", f"{v:.0f}", f"{o:.0f}",
+                         f"{o / v:.2f}"))  # fmt: skip
+            print(rows[-1], file=sys.stderr)
+        for kind in ("valkey", "ours"):
+            p99, mx, n, secs = rewrite_p99(kind, pre, work)
+            rows.append((f"{kind}: p99 / max ms during BGREWRITEAOF ({n} samples, {secs:.1f} s)",
+                         "", f"{p99:.2f} / {mx:.1f}", ""))  # fmt: skip
+            print(rows[-1], file=sys.stderr)
+        print(table(rows))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,605 @@
+"""CLUSTER subcommands, ASKING, READONLY, READWRITE (src/cluster.c clusterCommand,
+src/cluster_legacy.c clusterCommandSpecial).
+
+They read and change ``engine.cluster`` (:class:`~engine.cluster.slots.ClusterState`). A change
+that must reach nodes.conf sets ``cluster.todo_save``; the server writes the file. CLUSTER MEET
+records the node in handshake state; the bus link that completes the handshake is the server's.
+Not here yet: REPLICATE, FAILOVER, SLOT-STATS and the atomic migration subcommands
+(MIGRATESLOTS, GETSLOTMIGRATIONS, CANCELSLOTMIGRATIONS, SYNCSLOTS).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from typing import Any
+
+from engine.cluster import errors as E
+from engine.cluster.nodes_conf import cluster_nodes, info_text, node_line
+from engine.cluster.slots import CLUSTER_SLOTS, PORT_INCR, ClusterState, NodeRecord
+from engine.commands.table import TABLE, command, container
+from engine.commands.util import OK, int_arg
+from engine.context import Ctx
+from engine.errors import SYNTAX, CommandError, wrong_arity
+from persistence.crc import key_slot
+from persistence.resp.frames import SimpleString, Verbatim
+from persistence.resp.parser import string2ll
+
+if b"cluster" not in TABLE:  # another module may have registered the container first
+    container("cluster", -2, acl="@slow")
+
+_ADMIN = "admin stale no_async_loading"
+_ADMIN_ACL = "@admin @slow @dangerous"
+HELP = [
+    "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
+    "COUNTKEYSINSLOT <slot>",
+    "    Return the number of keys in <slot>.",
+    "GETKEYSINSLOT <slot> <count>",
+    "    Return key names stored by current node in a slot.",
+    "INFO",
+    "    Return information about the cluster.",
+    "KEYSLOT <key>",
+    "    Return the hash slot for <key>.",
+    "MYID",
+    "    Return the node id.",
+    "MYSHARDID",
+    "    Return the node's shard id.",
+    "NODES",
+    "    Return cluster configuration seen by node. Output format:",
+    "    <id> <ip:port@bus-port[,hostname]> <flags> <primary> <pings> <pongs> <epoch> <link> "
+    "<slot> ...",
+    "REPLICAS <node-id>",
+    "    Return <node-id> replicas.",
+    "SLOTS",
+    "    Return information about slots range mappings. Each range is made of:",
+    "    start, end, primary and replicas IP addresses, ports and ids",
+    "SLOT-STATS",
+    "    Return an array of slot usage statistics for slots assigned to the current node.",
+    "SHARDS",
+    "    Return information about slot range mappings and the nodes associated with them.",
+    "ADDSLOTS <slot> [<slot> ...]",
+    "    Assign slots to current node.",
+    "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "    Assign slots which are between <start-slot> and <end-slot> to current node.",
+    "BUMPEPOCH",
+    "    Advance the cluster config epoch.",
+    "COUNT-FAILURE-REPORTS <node-id>",
+    "    Return number of failure reports for <node-id>.",
+    "DELSLOTS <slot> [<slot> ...]",
+    "    Delete slots information from current node.",
+    "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
+    "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
+    "FAILOVER [FORCE|TAKEOVER]",
+    "    Promote current replica node to being a master.",
+    "FORGET <node-id>",
+    "    Remove a node from the cluster.",
+    "FLUSHSLOTS",
+    "    Delete current node own slots information.",
+    "MEET <ip> <port> [<bus-port>]",
+    "    Connect nodes into a working cluster.",
+    "REPLICATE <node-id>",
+    "    Configure current node as replica to <node-id>.",
+    "RESET [HARD|SOFT]",
+    "    Reset current node (default: soft).",
+    "SET-CONFIG-EPOCH <epoch>",
+    "    Set config epoch of current node.",
+    "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
+    "    Set slot state.",
+    "SAVECONFIG",
+    "    Force saving cluster configuration on disk.",
+    "LINKS",
+    "    Return information about all network links between this node and its peers.",
+    "    Output format is an array where each array element is a map containing attributes of a "
+    "link",
+    "MIGRATESLOTS SLOTSRANGE start-slot end-slot [start-slot end-slot ...] NODE node-id "
+    "[SLOTSRANGE start-slot end-slot [start-slot end-slot ...] NODE node-id ...]",
+    "    Migrate the specified slot ranges from this node to the specified node.",
+    "CANCELSLOTMIGRATIONS ALL",
+    "    Cancel all migrations.",
+    "GETSLOTMIGRATIONS",
+    "    Get information about ongoing and recently finished slot imports and exports.",
+    "HELP",
+    "    Print this help.",
+]
+
+
+def _cluster(ctx: Ctx) -> ClusterState:
+    cluster = ctx.engine.cluster
+    if cluster is None:
+        raise CommandError(E.CLUSTER_DISABLED)
+    return cluster
+
+
+def _changed(ctx: Ctx, cluster: ClusterState) -> None:
+    """clusterDoBeforeSleep(CLUSTER_TODO_UPDATE_STATE | CLUSTER_TODO_SAVE_CONFIG)."""
+    cluster.todo_save = True
+    _update(ctx, cluster)
+
+
+def _update(ctx: Ctx, cluster: ClusterState) -> None:
+    config = ctx.engine.config
+    cluster.update_state(
+        ctx.now_ms,
+        full_coverage=config["cluster-require-full-coverage"],
+        node_timeout=config["cluster-node-timeout"],
+    )
+
+
+def _slot(arg: bytes) -> int:
+    """getSlotOrReply (src/cluster_legacy.c)."""
+    v = string2ll(arg)
+    if v is None or not 0 <= v < CLUSTER_SLOTS:
+        raise CommandError(E.INVALID_SLOT)
+    return v
+
+
+def _node(cluster: ClusterState, arg: bytes, err: Any = E.unknown_node) -> NodeRecord:
+    name = arg.decode(errors="replace")
+    node = cluster.lookup(name)
+    if node is None:
+        raise CommandError(err(name))
+    return node
+
+
+def _no_keys(ctx: Ctx) -> bool:
+    """dbsHaveNoKeys."""
+    return all(not db.data for db in ctx.engine.keyspace.dbs)
+
+
+# -- introspection --------------------------------------------------------------------------
+@command("cluster|help", 2, "loading stale", acl="@slow")
+def cluster_help(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    return [SimpleString(line.encode()) for line in HELP]
+
+
+@command("cluster|myid", 2, "loading stale", acl="@slow")
+def cluster_myid(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _cluster(ctx).myself.name.encode()
+
+
+@command("cluster|myshardid", 2, "loading stale", acl="@slow")
+def cluster_myshardid(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _cluster(ctx).myself.shard_id.encode()
+
+
+@command("cluster|nodes", 2, "loading stale", acl="@slow")
+def cluster_nodes_(ctx: Ctx, argv: list[bytes]) -> Any:
+    return Verbatim(b"txt", cluster_nodes(_cluster(ctx)))
+
+
+def _node_entry(node: NodeRecord) -> list[Any]:
+    """addNodeToNodeReply with cluster-preferred-endpoint-type ip."""
+    extra: dict[bytes, bytes] = {}
+    if node.hostname:
+        extra[b"hostname"] = node.hostname.encode()
+    return [node.ip.encode(), node.client_port, node.name.encode(), extra]
+
+
+@command("cluster|slots", 2, "loading stale", acl="@slow")
+def cluster_slots(ctx: Ctx, argv: list[bytes]) -> Any:
+    """clusterCommandSlots: one entry per run of slots with the same owner."""
+    cluster = _cluster(ctx)
+    out: list[Any] = []
+    for start, end, node in cluster.owner_runs():
+        entry: list[Any] = [start, end, _node_entry(node)]
+        for r in cluster.replicas_of(node):
+            if not r.failed and r.repl_offset != 0:  # isNodeAvailable
+                entry.append(_node_entry(r))
+        out.append(entry)
+    return out
+
+
+def _shard_node(cluster: ClusterState, node: NodeRecord) -> dict[bytes, Any]:
+    """addNodeDetailsToShardReply."""
+    d: dict[bytes, Any] = {b"id": node.name.encode()}
+    if node.port:
+        d[b"port"] = node.client_port
+    if node.tls_port:
+        d[b"tls-port"] = node.client_tls_port or node.tls_port
+    d[b"ip"] = node.ip.encode()
+    d[b"endpoint"] = node.ip.encode()
+    if node.hostname:
+        d[b"hostname"] = node.hostname.encode()
+    d[b"role"] = b"replica" if node.is_replica else b"master"
+    d[b"replication-offset"] = node.repl_offset
+    if node.failed:
+        health = b"fail"
+    elif node.is_replica and node.repl_offset == 0:
+        health = b"loading"
+    else:
+        health = b"online"
+    d[b"health"] = health
+    return d
+
+
+@command("cluster|shards", 2, "loading stale", acl="@slow")
+def cluster_shards(ctx: Ctx, argv: list[bytes]) -> Any:
+    """clusterCommandShards (Valkey 9.1 adds the shard ``id``)."""
+    cluster = _cluster(ctx)
+    out: list[Any] = []
+    for shard_id, nodes in cluster.shards().items():
+        slots: list[int] = []
+        for n in nodes:
+            ranges = cluster.slot_ranges(n)
+            if ranges:
+                slots = [x for r in ranges for x in r]
+                break
+        out.append(
+            {
+                b"slots": slots,
+                b"nodes": [_shard_node(cluster, n) for n in nodes],
+                b"id": shard_id.encode(),
+            }
+        )
+    return out
+
+
+@command("cluster|info", 2, "loading stale", acl="@slow")
+def cluster_info(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    _update(ctx, cluster)  # what clusterCron would have done by now
+    return Verbatim(b"txt", info_text(cluster))
+
+
+@command("cluster|keyslot", 3, "stale", acl="@slow")
+def cluster_keyslot(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    return key_slot(argv[2])
+
+
+@command("cluster|countkeysinslot", 3, "stale", acl="@slow")
+def cluster_countkeysinslot(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    slot = int_arg(argv[2])
+    if not 0 <= slot < CLUSTER_SLOTS:
+        raise CommandError(E.INVALID_SLOT_SHORT)
+    return len(ctx.db.keys_in_slot(slot))  # the selected db only (spec 2.3)
+
+
+@command("cluster|getkeysinslot", 4, "stale", acl="@slow")
+def cluster_getkeysinslot(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    slot = int_arg(argv[2])
+    count = int_arg(argv[3])
+    if not 0 <= slot < CLUSTER_SLOTS or count < 0:
+        raise CommandError(E.INVALID_SLOT_OR_COUNT)
+    out: list[bytes] = []
+    for key in ctx.db.keys_in_slot(slot):
+        if len(out) >= count:
+            break
+        out.append(key)
+    return out
+
+
+@command("cluster|links", 2, "stale", acl="@slow")
+def cluster_links(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    return []  # no bus links in the engine; the server's link layer owns them
+
+
+@command("cluster|count-failure-reports", 3, "admin stale", acl=_ADMIN_ACL)
+def cluster_count_failure_reports(ctx: Ctx, argv: list[bytes]) -> Any:
+    _node(_cluster(ctx), argv[2])
+    return 0
+
+
+def _replicas(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    node = _node(cluster, argv[2])
+    if node.is_replica:
+        raise CommandError(E.NOT_A_PRIMARY)
+    return [node_line(cluster, r, conf=False).encode() for r in cluster.replicas_of(node)]
+
+
+command("cluster|replicas", 3, "admin stale", acl=_ADMIN_ACL)(_replicas)
+command("cluster|slaves", 3, "admin stale", acl=_ADMIN_ACL)(_replicas)
+
+
+# -- slot assignment ------------------------------------------------------------------------
+def _check_assignments(
+    cluster: ClusterState, chosen: bytearray, delete: bool, start: int, end: int
+) -> None:
+    """checkSlotAssignmentsOrReply."""
+    for slot in range(start, end + 1):
+        if delete and cluster.slots[slot] is None:
+            raise CommandError(E.slot_unassigned(slot))
+        if not delete and cluster.slots[slot] is not None:
+            raise CommandError(E.slot_busy(slot))
+        chosen[slot] += 1
+        if chosen[slot] == 2:
+            raise CommandError(E.slot_twice(slot))
+
+
+def _update_slots(ctx: Ctx, cluster: ClusterState, chosen: bytearray, delete: bool) -> Any:
+    """clusterUpdateSlots."""
+    for slot in range(CLUSTER_SLOTS):
+        if chosen[slot]:
+            cluster.importing.pop(slot, None)  # we are the real owner now
+            if delete:
+                cluster.del_slot(slot)
+            else:
+                cluster.add_slot(cluster.myself, slot)
+    _changed(ctx, cluster)
+    return OK
+
+
+def _slots_cmd(ctx: Ctx, argv: list[bytes], delete: bool) -> Any:
+    cluster = _cluster(ctx)
+    slots = [_slot(a) for a in argv[2:]]  # every argument parses first
+    chosen = bytearray(CLUSTER_SLOTS)
+    for slot in slots:
+        _check_assignments(cluster, chosen, delete, slot, slot)
+    return _update_slots(ctx, cluster, chosen, delete)
+
+
+def _ranges_cmd(ctx: Ctx, argv: list[bytes], delete: bool) -> Any:
+    cluster = _cluster(ctx)
+    if len(argv) % 2 == 1:
+        raise wrong_arity(b"cluster|" + argv[1].lower())
+    chosen = bytearray(CLUSTER_SLOTS)
+    for j in range(2, len(argv), 2):
+        start, end = _slot(argv[j]), _slot(argv[j + 1])
+        if start > end:
+            raise CommandError(E.start_after_end(start, end))
+        _check_assignments(cluster, chosen, delete, start, end)
+    return _update_slots(ctx, cluster, chosen, delete)
+
+
+@command("cluster|addslots", -3, _ADMIN, acl=_ADMIN_ACL)
+def cluster_addslots(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _slots_cmd(ctx, argv, False)
+
+
+@command("cluster|delslots", -3, _ADMIN, acl=_ADMIN_ACL)
+def cluster_delslots(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _slots_cmd(ctx, argv, True)
+
+
+@command("cluster|addslotsrange", -4, _ADMIN, acl=_ADMIN_ACL)
+def cluster_addslotsrange(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _ranges_cmd(ctx, argv, False)
+
+
+@command("cluster|delslotsrange", -4, _ADMIN, acl=_ADMIN_ACL)
+def cluster_delslotsrange(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _ranges_cmd(ctx, argv, True)
+
+
+@command("cluster|flushslots", 2, _ADMIN, acl=_ADMIN_ACL)
+def cluster_flushslots(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    if not _no_keys(ctx):
+        raise CommandError(E.FLUSHSLOTS_NOT_EMPTY)
+    for slot in range(CLUSTER_SLOTS):
+        if cluster.slots[slot] is cluster.myself:
+            cluster.del_slot(slot)
+    _changed(ctx, cluster)
+    return OK
+
+
+def _timeout_opts(argv: list[bytes], start: int) -> None:
+    """The TIMEOUT option of SETSLOT (getTimeoutFromObjectOrReply, milliseconds)."""
+    for i in range(start, len(argv)):
+        if argv[i].lower() == b"timeout":
+            if i + 1 >= len(argv):
+                raise CommandError(E.MISSING_TIMEOUT)
+            t = string2ll(argv[i + 1])
+            if t is None:
+                raise CommandError(E.TIMEOUT_NOT_INT)
+            if t < 0:
+                raise CommandError(E.TIMEOUT_NEGATIVE)
+
+
+@command("cluster|setslot", -4, _ADMIN, acl=_ADMIN_ACL)
+def cluster_setslot(ctx: Ctx, argv: list[bytes]) -> Any:
+    """clusterParseSetSlotCommand + clusterCommandSetSlot (no replicas to wait for here)."""
+    cluster = _cluster(ctx)
+    me = cluster.myself
+    if me.is_replica and "must_obey" not in ctx.client.flags:
+        raise CommandError(E.SETSLOT_REPLICA)
+    slot = _slot(argv[2])
+    action = argv[3].lower()
+    argc = len(argv)
+    node: NodeRecord | None = None
+    if action == b"migrating" and argc >= 5:
+        if me.is_primary and cluster.slots[slot] is not me:
+            raise CommandError(E.not_owner(slot))
+        node = _node(cluster, argv[4], E.dont_know_node)
+    elif action == b"importing" and argc >= 5:
+        if cluster.slots[slot] is me:
+            raise CommandError(E.already_owner(slot))
+        node = _node(cluster, argv[4], E.dont_know_node)
+    elif action == b"stable" and argc >= 4:
+        pass
+    elif action == b"node" and argc >= 5:
+        node = _node(cluster, argv[4])
+    else:
+        raise CommandError(E.SETSLOT_SYNTAX)
+    if node is not None and node.is_replica:
+        raise CommandError(E.TARGET_NOT_PRIMARY)
+    keys = ctx.engine.keyspace
+    holding = action == b"node" and node is not me and cluster.slots[slot] is me
+    if holding and keys.count_keys_in_slot(slot):
+        raise CommandError(E.still_holding_keys(slot))
+    _timeout_opts(argv, 4 if action == b"stable" else 5)
+    if action == b"migrating":
+        assert node is not None
+        cluster.migrating[slot] = node
+    elif action == b"importing":
+        assert node is not None
+        cluster.importing[slot] = node
+    elif action == b"stable":
+        cluster.importing.pop(slot, None)
+        cluster.migrating.pop(slot, None)
+    else:
+        assert node is not None
+        if keys.count_keys_in_slot(slot) == 0:
+            cluster.migrating.pop(slot, None)
+        cluster.del_slot(slot)
+        cluster.add_slot(node, slot)
+        # Not modelled: with cluster-allow-replica-migration a primary that loses its last
+        # slot this way turns into a replica of ``node`` (needs replication).
+        if (node is me or node is me.primary) and slot in cluster.importing:
+            del cluster.importing[slot]
+            if node is me:
+                cluster.bump_epoch()  # the slot was migrated by hand: a new config epoch
+    _changed(ctx, cluster)
+    return OK
+
+
+# -- nodes ----------------------------------------------------------------------------------
+@command("cluster|meet", -4, _ADMIN, acl=_ADMIN_ACL)
+def cluster_meet(ctx: Ctx, argv: list[bytes]) -> Any:
+    """CLUSTER MEET records the node in handshake (clusterStartHandshake); the bus link that
+    completes the handshake is the server's."""
+    cluster = _cluster(ctx)
+    if len(argv) > 5:
+        raise CommandError(_syntax_sub(argv))
+    text_port = argv[3].decode(errors="replace")
+    port = string2ll(argv[3])
+    if port is None:
+        raise CommandError(E.bad_port(text_port))
+    if not 0 < port <= 65535:
+        raise CommandError(E.PORT_RANGE)
+    if len(argv) == 5:
+        cport = string2ll(argv[4])
+        if cport is None:
+            raise CommandError(E.bad_bus_port(argv[4].decode(errors="replace")))
+    else:
+        cport = port + PORT_INCR
+    if not 0 < cport <= 65535:
+        raise CommandError(E.BUS_PORT_RANGE)
+    ip_text = argv[2].decode(errors="replace")
+    try:
+        ip = str(ipaddress.ip_address(ip_text))  # inet_pton + inet_ntop: the normal form
+    except ValueError:
+        raise CommandError(E.bad_address(ip_text, text_port)) from None
+    for n in cluster.nodes.values():  # clusterHandshakeInProgress: nothing new, still +OK
+        if "handshake" in n.flags and n.ip == ip and n.port == port and n.cport == cport:
+            return OK
+    node = NodeRecord(
+        cluster.random_hex(), ip=ip, port=port, cport=cport, flags={"handshake", "meet"},
+        shard_id=cluster.random_hex(),
+    )  # fmt: skip
+    cluster.add_node(node)
+    return OK
+
+
+def _syntax_sub(argv: list[bytes]) -> str:
+    sub = argv[1].decode(errors="replace")
+    return f"ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLUSTER HELP."
+
+
+@command("cluster|forget", 3, _ADMIN, acl=_ADMIN_ACL)
+def cluster_forget(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    name = argv[2].decode(errors="replace")
+    node = cluster.lookup(name)
+    now_s = ctx.now_ms // 1000
+    if node is None:
+        if cluster.blacklisted(name, now_s):  # already forgotten: pretend it worked
+            return OK
+        raise CommandError(E.unknown_node(name))
+    me = cluster.myself
+    if node is me:
+        raise CommandError(E.FORGET_MYSELF)
+    if me.is_replica and me.primary is node:
+        raise CommandError(E.FORGET_PRIMARY)
+    cluster.blacklist_add(name, now_s)
+    cluster.del_node(node)
+    _changed(ctx, cluster)
+    return OK
+
+
+@command("cluster|reset", -2, "admin noscript stale", acl=_ADMIN_ACL)
+def cluster_reset(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    if len(argv) > 3:
+        raise CommandError(_syntax_sub(argv))
+    hard = False
+    if len(argv) == 3:
+        mode = argv[2].lower()
+        if mode not in (b"hard", b"soft"):
+            raise CommandError(SYNTAX)
+        hard = mode == b"hard"
+    if cluster.myself.is_primary and not _no_keys(ctx):
+        raise CommandError(E.RESET_WITH_KEYS)
+    cluster.reset(hard)
+    _changed(ctx, cluster)
+    return OK
+
+
+@command("cluster|bumpepoch", 2, _ADMIN, acl=_ADMIN_ACL)
+def cluster_bumpepoch(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    bumped = cluster.bump_epoch()
+    word = b"BUMPED" if bumped else b"STILL"
+    return SimpleString(b"%s %d" % (word, cluster.myself.config_epoch))
+
+
+@command("cluster|set-config-epoch", 3, _ADMIN, acl=_ADMIN_ACL)
+def cluster_set_config_epoch(ctx: Ctx, argv: list[bytes]) -> Any:
+    cluster = _cluster(ctx)
+    epoch = int_arg(argv[2])
+    if epoch < 0:
+        raise CommandError(E.bad_epoch(epoch))
+    if len(cluster.nodes) > 1:
+        raise CommandError(E.EPOCH_OTHER_NODES)
+    if cluster.myself.config_epoch != 0:
+        raise CommandError(E.EPOCH_NONZERO)
+    cluster.myself.config_epoch = epoch
+    cluster.current_epoch = max(cluster.current_epoch, epoch)
+    _changed(ctx, cluster)
+    return OK
+
+
+@command("cluster|saveconfig", 2, _ADMIN, acl=_ADMIN_ACL)
+def cluster_saveconfig(ctx: Ctx, argv: list[bytes]) -> Any:
+    """Saving is the server's: it sets ``cluster.save_now`` (returns an error text or None);
+    without one the state is only marked for saving."""
+    cluster = _cluster(ctx)
+    cluster.todo_save = True
+    if cluster.save_now is not None:
+        why = cluster.save_now()
+        if why is not None:
+            raise CommandError(E.save_failed(why))
+    return OK
+
+
+@command("cluster|flushslot", -3, "write admin no_async_loading",
+         acl="@keyspace @write @admin @slow @dangerous")  # fmt: skip
+def cluster_flushslot(ctx: Ctx, argv: list[bytes]) -> Any:
+    """clusterCommandFlushslot: the slot's keys in every db (spec 2.3)."""
+    _cluster(ctx)
+    slot = _slot(argv[2])
+    if len(argv) > 4:
+        raise CommandError(_syntax_sub(argv))
+    if len(argv) == 4 and argv[3].lower() not in (b"async", b"sync"):
+        raise CommandError(SYNTAX)
+    for db in ctx.engine.keyspace.dbs:
+        for key in list(db.keys_in_slot(slot)):
+            db.delete(key)
+            ctx.modified(key, db.id)
+            ctx.notify("g", b"del", key, db.id)
+            ctx.dirty += 1
+    return OK
+
+
+# -- connection flags -----------------------------------------------------------------------
+@command("asking", 1, "fast", acl="@fast @connection")
+def asking(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    ctx.client.flags.add("asking")
+    return OK
+
+
+@command("readonly", 1, "loading stale fast", acl="@fast @connection")
+def readonly(ctx: Ctx, argv: list[bytes]) -> Any:
+    ctx.client.flags.add("readonly")
+    return OK
+
+
+@command("readwrite", 1, "loading stale fast", acl="@fast @connection")
+def readwrite(ctx: Ctx, argv: list[bytes]) -> Any:
+    ctx.client.flags.discard("readonly")
+    return OK

@@ -1,0 +1,130 @@
+"""RDB snapshots (SAVE, BGSAVE, save points) and the fork helper both child kinds use.
+
+How this works: :func:`fork_child` forks; the child drops what it must not hold (the parent's
+sockets, its signal handlers, the AOF fd), runs one function over its copy-on-write keyspace and
+leaves with ``os._exit`` (0 = success), never returning into the event loop. The parent only
+records the pid; :class:`~engine.server.durability.Durability` polls it from the server cron with
+``waitpid(WNOHANG)`` (src/server.c checkChildrenDone) and calls the done handler here or in
+``rewrite.py``.
+
+``dump.rdb`` is written to ``temp-<pid>.rdb`` in the data directory, fsynced, renamed over
+``dbfilename`` and the directory fsynced (src/rdb.c rdbSave), so a crash or a killed child
+leaves the previous dump intact.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import gc
+import logging
+import os
+import signal
+from collections.abc import Callable
+from pathlib import Path
+
+from engine.engine import Engine
+from persistence.atomic import atomic_file
+from persistence.crc import key_slot
+from persistence.rdb.writer import RdbWriteOptions, RdbWriter
+
+log = logging.getLogger("valkey-engine")
+
+
+def rdb_options(engine: Engine, *, aof_base: bool = False) -> RdbWriteOptions:
+    cfg = engine.config
+    return RdbWriteOptions(
+        compression=bool(cfg["rdbcompression"]),
+        checksum=bool(cfg["rdbchecksum"]),
+        aof_base=aof_base,
+        cluster_slot_info=bool(cfg["cluster-enabled"]) and not aof_base,
+    )
+
+
+def rdb_path(engine: Engine) -> Path:
+    return Path(str(engine.config["dir"])) / str(engine.config["dbfilename"])
+
+
+def temp_rdb_name(pid: int) -> str:
+    return f"temp-{pid}.rdb"  # src/rdb.c rdbSave / rdbRemoveTempFile
+
+
+def save_rdb(engine: Engine, path: Path, *, pid: int | None = None) -> None:
+    """Write the whole keyspace as ``path`` (atomically), streaming one db at a time."""
+    opts = rdb_options(engine)
+    tmp = temp_rdb_name(os.getpid() if pid is None else pid)
+    with atomic_file(path, temp_name=tmp) as f:
+        w = RdbWriter(f, opts, file=str(path))
+        for db in engine.keyspace.dbs:
+            if not db.data:
+                continue
+            recs = db.records()
+            if opts.cluster_slot_info:  # src/rdb.c rdbSaveDb: cluster mode iterates per slot
+                recs = iter(sorted(recs, key=lambda r: key_slot(r.key)))
+            w.write_db(db.id, recs, keys=len(db.data), expires=len(db.expires))
+        w.finish()
+
+
+def remove_temp_rdb(engine: Engine, child_pid: int) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(Path(str(engine.config["dir"])) / temp_rdb_name(child_pid))
+
+
+def parse_save_points(text: str) -> list[tuple[int, int]]:
+    """``save "3600 1 300 100"`` -> [(3600, 1), (300, 100)]; empty disables (src/config.c)."""
+    parts = text.split()
+    out = []
+    for i in range(0, len(parts) - 1, 2):
+        with contextlib.suppress(ValueError):
+            out.append((int(parts[i]), int(parts[i + 1])))
+    return out
+
+
+def _log_fds() -> set[int]:
+    fds = set()
+    for h in log.handlers:
+        stream = getattr(h, "stream", None)
+        if stream is not None:
+            with contextlib.suppress(OSError, ValueError, AttributeError):
+                fds.add(stream.fileno())
+    return fds
+
+
+def _close_inherited_fds(keep: set[int]) -> None:
+    """src/server.c closeChildUnusedResourceAfterFork: the child must not keep the parent's
+    sockets open (a client the parent closes would otherwise not see EOF)."""
+    try:
+        fds = [int(n) for n in os.listdir("/proc/self/fd")]
+    except OSError:
+        fds = list(range(3, 1024))
+    for fd in fds:
+        if fd > 2 and fd not in keep:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+
+
+def fork_child(body: Callable[[], None], what: str) -> int:
+    """Fork; the child runs ``body`` and exits 0, or 1 after logging why. Returns the pid."""
+    for h in log.handlers:
+        h.flush()
+    gc.freeze()  # the parent's collector must not touch (and so copy) every shared page
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 1
+    try:
+        gc.disable()
+        with contextlib.suppress(ValueError, OSError):
+            signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        _close_inherited_fds(_log_fds())
+        body()
+        code = 0
+    except BaseException as e:  # the child must never unwind into the parent's event loop
+        with contextlib.suppress(BaseException):
+            log.warning("%s child failed: %s", what, e)
+    finally:
+        with contextlib.suppress(BaseException):
+            for h in log.handlers:
+                h.flush()
+        os._exit(code)
