@@ -46,6 +46,8 @@ QUEUED = SimpleString(b"QUEUED")
 NULL_ARRAY = Array(None)
 # commands that run at once inside MULTI (src/server.c processCommand)
 _MULTI_IMMEDIATE = frozenset((b"exec", b"discard", b"multi", b"watch", b"quit", b"reset"))
+# commands whose handlers need the full path while loading (transactions)
+_LOADING_SLOW = frozenset(("multi", "exec", "discard", "watch", "unwatch"))
 _NO_AUTH_NEEDED = frozenset((b"auth", b"hello", b"quit", b"reset"))
 # what a RESP2 client in subscribed state may run (src/server.c)
 _PUBSUB_ALLOWED = frozenset(
@@ -125,6 +127,7 @@ class Engine:
         self.field_expirer: Callable[[Ctx, int, bytes], None] | None = None  # set by hashes
         self.start_time = time.time()
         self.server_info: dict[str, Any] = {}  # filled by the server (port, pid, ...)
+        self._loading_ctx: Ctx | None = None
         # INFO sections contributed by the server/durability code: name -> () -> fields
         self.info_providers: dict[str, Callable[[], list[tuple[str, str]]]] = {}
 
@@ -218,6 +221,36 @@ class Engine:
         if len(effects) > 1:
             effects = [MULTI, *effects, EXEC]
         return reply, effects
+
+    def execute_loading(self, client: ClientState, argv: list[bytes]) -> Any:
+        """Start-up replay of one AOF command: the command table's handler without the
+        per-client checks, stats and propagation of :meth:`execute` (src/aof.c runs them in a
+        fake client whose replies are discarded). Anything unusual takes the full path."""
+        cmd = TABLE.get(argv[0])
+        if cmd is None:
+            cmd = TABLE.get(argv[0].lower())
+        if (
+            cmd is None
+            or cmd.container
+            or not cmd.arity_ok(len(argv))
+            or client.multi is not None
+            or cmd.name in _LOADING_SLOW
+            or self.cluster is not None
+        ):
+            return self.execute(client, argv)[0]
+        ctx = self._loading_ctx
+        if ctx is None or ctx.client is not client:
+            ctx = self._loading_ctx = Ctx(self, client, 0)
+        ctx.db = self.keyspace.dbs[client.db]
+        ctx.now_ms = self.clock.now_ms()
+        ctx.argv = argv
+        ctx.may_block = False
+        if ctx.effects:
+            ctx.effects = []
+        try:
+            return cmd.handler(ctx, argv)
+        except CommandError as e:
+            return Error(e.message.encode())
 
     def call(self, ctx: Ctx, cmd: Command, argv: list[bytes], *, may_block: bool) -> Any:
         """Run the handler; the command's own propagation is appended to ``ctx.effects``."""

@@ -97,7 +97,7 @@ class Loader:
         elif first == b"FUNCTION" and len(argv) >= 3 and argv[1].upper() == b"LOAD":
             self.result.functions.append(argv[-1])
             return
-        reply, _ = self.engine.execute(self.client, argv)
+        reply = self.engine.execute_loading(self.client, argv)
         self.result.commands += 1
         if type(reply) is Error:
             msg = reply.message.decode(errors="replace")
