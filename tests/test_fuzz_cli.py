@@ -48,19 +48,6 @@ def _run(args: list[str]) -> Result:
     return CliRunner().invoke(main, args)
 
 
-def known_issue(res: Result) -> bool:
-    """Two KNOWN bugs in the tools layer (reported; each has a strict-xfail test below):
-    check and inspect print a file name that a manifest spells in non-UTF-8 bytes (os.fsdecode
-    gives lone surrogates, the console's UTF-8 encoder raises), and inspect renders a ``#TS:``
-    past year 9999 with datetime (OverflowError / ValueError in tools/render.py ``_time``)."""
-    e = res.exception
-    if isinstance(e, UnicodeEncodeError) and "surrogates not allowed" in str(e):
-        return True
-    return isinstance(e, OverflowError | ValueError) and "_time" in "".join(
-        traceback.format_tb(e.__traceback__)
-    )
-
-
 def _verdict(i: int, log: list[str], args: list[str], res: Result) -> str | None:
     out = res.output
     if res.exception is not None and not isinstance(res.exception, SystemExit):
@@ -80,7 +67,6 @@ def test_fuzz_cli(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     n = case_count(request.config, 240)
     failures: list[str] = []
     exits: dict[int, int] = {}
-    known = 0
     for i in range(n):
         work = tmp_path / f"case{i % 3}"
         shutil.rmtree(work, ignore_errors=True)
@@ -98,23 +84,16 @@ def test_fuzz_cli(request: pytest.FixtureRequest, tmp_path: Path) -> None:
         for cmd in COMMANDS:
             args = [*cmd, str(target)]
             res = _run(args)
-            if known_issue(res):
-                known += 1
-                continue
             exits[res.exit_code] = exits.get(res.exit_code, 0) + 1
             bad = _verdict(i, log, args, res)
             if bad:
                 failures.append(bad)
         assert len(failures) < 5, "\n\n".join(failures)
-    print(
-        f"fuzz cli: {n} mutants x {len(COMMANDS)} commands, exit codes {exits}, "
-        f"known tools-layer issues {known}"
-    )
+    print(f"fuzz cli: {n} mutants x {len(COMMANDS)} commands, exit codes {exits}")
     assert not failures, "\n\n".join(failures)
     assert exits.get(3) and exits.get(0)
 
 
-@pytest.mark.xfail(strict=True, reason="tools layer prints lone surrogates (reported, issue 8)")
 def test_cli_prints_undecodable_manifest_names(tmp_path: Path) -> None:
     # found by test_fuzz_cli: a manifest naming "appendonly.aof.\xc3.incr.aof" makes check and
     # inspect crash with UnicodeEncodeError while printing the (missing) file's name
@@ -124,10 +103,11 @@ def test_cli_prints_undecodable_manifest_names(tmp_path: Path) -> None:
     manifest.write_bytes(manifest.read_bytes().replace(b".2.incr", b".\xc3.incr"))
     for cmd in (["check"], ["inspect", "-q"]):
         res = _run([*cmd, str(work)])
-        assert res.exit_code == 3 and not known_issue(res), res.output
+        assert (res.exit_code == 3 and res.exception is None) or isinstance(
+            res.exception, SystemExit
+        ), res.output
 
 
-@pytest.mark.xfail(strict=True, reason="tools/render.py _time overflows (reported, issue 8)")
 def test_cli_inspect_huge_timestamp_annotation(tmp_path: Path) -> None:
     # found by test_fuzz_cli: "#TS:99999999999..." loads (Valkey's strtoll takes it) but inspect
     # dies with OverflowError rendering it as a date
@@ -135,3 +115,4 @@ def test_cli_inspect_huge_timestamp_annotation(tmp_path: Path) -> None:
     path.write_bytes(b"#TS:" + b"9" * 30 + b"\r\n*1\r\n$4\r\nPING\r\n")
     res = _run(["inspect", "-q", str(path)])
     assert res.exit_code in (0, 3), res.output
+    assert res.exception is None or isinstance(res.exception, SystemExit)

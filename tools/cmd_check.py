@@ -3,11 +3,9 @@ tail in place; salvage or cut a point-in-time copy into a new directory."""
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import click
-from rich.console import Console
 
 from persistence.aof import check as lib
 from persistence.errors import PersistenceError
@@ -15,7 +13,10 @@ from tools.cli import CorruptInput, OperationalError, main
 from tools.cmd_inspect import total_size
 from tools.render import (
     check_report,
+    console,
     copy_report,
+    dumps,
+    printable,
     progress_bar,
     progress_enabled,
     timestamps_table,
@@ -33,9 +34,9 @@ def is_command(argv: list[bytes]) -> bool:
 
 def _emit(as_json: bool, doc: dict[str, Any], renderable: object) -> None:
     if as_json:
-        click.echo(json.dumps(doc, ensure_ascii=False, indent=1, default=list))
+        click.echo(dumps(doc))
     else:
-        Console(soft_wrap=True, highlight=False).print(renderable)
+        console(soft_wrap=True, highlight=False).print(renderable)
 
 
 @main.command()
@@ -163,12 +164,12 @@ def _fix(report: lib.CheckReport, doc: dict[str, Any], yes: bool, dry: bool, as_
     if dry:
         _emit(as_json, doc, check_report(doc))
         if not as_json:
-            click.echo(f"dry run: {msg}")
+            click.echo(printable(f"dry run: {msg}"))
         raise CorruptInput(f"{p.file}: damaged tail of {cut} bytes at offset {p.offset} (dry run)")
     if not yes:
         if not as_json:
-            Console(soft_wrap=True, highlight=False).print(check_report(doc))
-        click.echo(msg, err=as_json)
+            console(soft_wrap=True, highlight=False).print(check_report(doc))
+        click.echo(printable(msg), err=as_json)
         answer = click.prompt("Continue? [y/N]", default="", show_default=False,
                               prompt_suffix=": ", err=as_json)  # fmt: skip
         if not answer.lower().startswith("y"):
@@ -180,8 +181,8 @@ def _fix(report: lib.CheckReport, doc: dict[str, Any], yes: bool, dry: bool, as_
         raise OperationalError(f"Failed to truncate AOF {p.file}: {e.strerror}") from e
     doc["fix"]["applied"] = True
     if as_json:
-        click.echo(json.dumps(doc, ensure_ascii=False, indent=1, default=list))
+        click.echo(dumps(doc))
     else:
         if yes:
-            Console(soft_wrap=True, highlight=False).print(check_report(doc))
+            console(soft_wrap=True, highlight=False).print(check_report(doc))
         click.echo(f"Successfully truncated AOF {p.file}")

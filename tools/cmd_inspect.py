@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
 
 import click
-from rich.console import Console
 
 from persistence.errors import PersistenceError
 from persistence.stats import inspect_path
 from tools.cli import CorruptInput, corrupt, main
-from tools.render import inspect_report, progress_bar, progress_enabled
+from tools.render import console, dumps, inspect_report, progress_bar, progress_enabled
 
 
 def key_positions(argv: list[bytes]) -> list[int]:
@@ -80,9 +78,9 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
         except PersistenceError as e:
             raise corrupt(e) from e
     if as_json:
-        click.echo(json.dumps(data, ensure_ascii=False, indent=1))
+        click.echo(dumps(data))
     else:
-        Console(soft_wrap=False).print(inspect_report(data))
+        console(soft_wrap=False).print(inspect_report(data))
     p = data.get("problem")
     if p:
         where = f"{p['file']}, offset {p['offset']}" if p["offset"] is not None else p["file"]

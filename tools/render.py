@@ -79,7 +79,10 @@ def slot_histogram(slots: dict[str, int], buckets: int = 32) -> Table:
 def _time(ts: int | None) -> str:
     if ts is None:
         return "-"
-    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):  # a #TS annotation no calendar holds
+        return f"{ts} (out of range)"
 
 
 def _ms(ms: int | None) -> str:
@@ -324,3 +327,39 @@ def progress_bar(total: int, label: str, *, enabled: bool) -> Iterator[Callable[
 
 def progress_enabled(quiet: bool) -> bool:
     return not quiet and sys.stderr.isatty()
+
+
+def printable(text: str) -> str:
+    """Text that any terminal encoding accepts: a file name decoded with surrogateescape (a
+    manifest may name a non-UTF-8 file) keeps its undecodable bytes as ``\\udcXX`` escapes."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+class _SafeFile:
+    """stdout for rich that never raises on lone surrogates."""
+
+    def __init__(self, f: Any) -> None:
+        self.f = f
+
+    def write(self, s: str) -> int:
+        return int(self.f.write(printable(s)))
+
+    def flush(self) -> None:
+        self.f.flush()
+
+    def isatty(self) -> bool:
+        return bool(getattr(self.f, "isatty", lambda: False)())
+
+
+def console(**kw: Any) -> Console:
+    """The Console every command prints with (stdout, safe for any file name)."""
+    import sys
+
+    return Console(file=_SafeFile(sys.stdout), **kw)  # type: ignore[arg-type]
+
+
+def dumps(doc: Any) -> str:
+    """``--json`` output: UTF-8 text, undecodable file-name bytes as escapes."""
+    import json
+
+    return printable(json.dumps(doc, ensure_ascii=False, indent=1, default=list))
