@@ -110,6 +110,7 @@ class SourceJob(Job):
         (J.FAILOVER_PAUSED, Ev.TICK): row("_tick_pause_expiry", J.FAILED),
         (J.EXPORT_FAILOVER_GRANTED, Ev.TICK): row("_tick_grant_expiry", J.FAILED),
         (J.EXPORT_FAILOVER_GRANTED, Ev.LINK_LOST): row("_ignore"),  # wait for topology/pause end
+        (J.EXPORT_FAILOVER_GRANTED, Ev.CANCEL): row("_ignore"),  # too late: see _ignore
         (ANY, Ev.ACK): row("_on_ack"),
         (ANY, Ev.TICK): row("_tick", J.FAILED),
         (ANY, Ev.TOPOLOGY): row("_on_topology", J.SUCCESS, J.FAILED),
@@ -138,7 +139,9 @@ class SourceJob(Job):
             config=config or MigrationConfig(),
         )
         self.pause_until_ms = 0  # mf_end; 0 = this job holds no pause
-        self.transport_backlog = 0  # bytes the server took but has not written yet
+        # bytes of this link the server took from data_to_send but has not written yet: the
+        # server keeps it current; the pause waits until it and the send buffer are drained
+        self.transport_backlog = 0
         self.streamed_commands = 0
         self._reply = bytearray()
         self._established = False
@@ -153,10 +156,11 @@ class SourceJob(Job):
     def connect_failed(self, now_ms: int, error: str) -> list[Action]:
         return self._event(Ev.CONNECT_FAILED, now_ms, error)
 
-    def receive_data(self, data: bytes, now_ms: int, *, unsent: int = 0) -> list[Action]:
+    def receive_data(self, data: bytes, now_ms: int, *, unsent: int | None = None) -> list[Action]:
         """Bytes from the target: replies until ESTABLISH is answered, then SYNCSLOTS commands.
-        ``unsent``: bytes of this link the server holds but has not written yet."""
-        self.transport_backlog = unsent
+        ``unsent`` (optional) updates :attr:`transport_backlog`."""
+        if unsent is not None:
+            self.transport_backlog = unsent
         if not self._established and self.in_progress:
             self._reply += data
             data = self._read_reply(now_ms)
@@ -168,8 +172,9 @@ class SourceJob(Job):
                     self._fail(now_ms, S.MSG_UNEXPECTED)
         return self._take()
 
-    def tick(self, now_ms: int, *, unsent: int = 0) -> list[Action]:
-        self.transport_backlog = unsent
+    def tick(self, now_ms: int, *, unsent: int | None = None) -> list[Action]:
+        if unsent is not None:
+            self.transport_backlog = unsent
         return self._event(Ev.TICK, now_ms)
 
     def begin_snapshot(
@@ -390,7 +395,9 @@ class SourceJob(Job):
         self.last_ack_ms = now_ms
 
     def _ignore(self, now_ms: int, *_: object) -> None:
-        pass
+        """After FAILOVER-GRANTED the target may already own the slots. Valkey still lets
+        CANCELSLOTMIGRATIONS end the job and lift the pause here, so writes accepted before the
+        gossip arrives are lost; we keep waiting (paused) for the topology or the pause end."""
 
     # -- endings ---------------------------------------------------------------------------
     def _on_cancel(self, now_ms: int) -> None:

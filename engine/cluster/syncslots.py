@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
+from engine.cluster.errors import INVALID_SLOT as ERR_BAD_SLOT  # src/cluster.c getSlotOrReply
 from engine.errors import SYNTAX, CommandError
 from persistence.aof.encoder import encode_command
 from persistence.resp.parser import string2ll
@@ -26,11 +27,11 @@ SLOTS: Final = 16384
 Range: TypeAlias = tuple[int, int]
 Ranges: TypeAlias = tuple[Range, ...]
 
-# ---- error replies (src/cluster_migrateslots.c; TODO: move to engine/errors.py) ------------
+# ---- error replies (src/cluster_migrateslots.c); like engine/cluster/errors.py, kept here ----
+# ---- until engine/errors.py can take them ---------------------------------------------------
 ERR_NOT_PRIMARY = "ERR Slot migration can only be used on primary nodes."
 ERR_MANUAL_IMPORT = "ERR Slots are being manually imported"
 ERR_MANUAL_MIGRATE = "ERR Slots are being manually migrated"
-ERR_BAD_SLOT = "ERR Invalid or out of range slot"  # src/cluster.c getSlotOrReply
 ERR_NO_END_SLOT = "ERR No end slot for final slot range"
 ERR_SPAN_SHARDS = "ERR Requested slots span multiple shards"
 ERR_NO_RANGES = "ERR No slot ranges specified"
