@@ -199,9 +199,10 @@ class Engine:
                 if sub is None:
                     return self._reject(client, unknown_subcommand(argv[1], name), cmd)
                 cmd = sub
-        if not cmd.arity_ok(len(argv)):
-            return self._reject(client, wrong_arity(cmd.name.encode()), cmd)
-        lname = cmd.name.encode()
+        a, n = cmd.arity, len(argv)
+        if (n != a) if a >= 0 else (n < -a):
+            return self._reject(client, wrong_arity(cmd.lname), cmd)
+        lname = cmd.lname
         if not client.authenticated and lname not in _NO_AUTH_NEEDED:
             return self._reject(client, CommandError(NOAUTH), cmd)
         if client.multi is not None and "no_multi" in cmd.flags:  # src/server.c processCommand
@@ -213,7 +214,11 @@ class Engine:
         if client.multi is not None and lname not in _MULTI_IMMEDIATE:
             client.multi.append(argv)
             return QUEUED, []
-        if client.resp == 2 and client.subscriptions and lname not in _PUBSUB_ALLOWED:
+        if (
+            client.resp == 2
+            and (client.channels or client.patterns or client.shard_channels)
+            and lname not in _PUBSUB_ALLOWED
+        ):
             return self._reject(client, pubsub_context(cmd.name), cmd)
         ctx = Ctx(self, client, self.clock.now_ms())
         reply = self.call(ctx, cmd, argv, may_block=True)

@@ -37,9 +37,12 @@ class Command:
     # no arity/key checks of its own: the subcommand decides (CONFIG, CLIENT, XGROUP ...)
     container: bool = False
 
+    lname: bytes = b""  # the name as bytes, for the per-command checks
+
     def __post_init__(self) -> None:
         self.write = "write" in self.flags
         self.readonly = "readonly" in self.flags
+        self.lname = self.name.encode()
 
     def arity_ok(self, argc: int) -> bool:
         a = self.arity
