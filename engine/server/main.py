@@ -105,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _run(engine: Engine) -> int:
     cfg = engine.config
     os.chdir(cfg["dir"])
-    engine.config.values["dir"] = "."
+    engine.config.values["dir"] = os.getcwd()  # CONFIG GET dir answers the absolute path
     t0 = time.perf_counter()
     what = load_data(engine)
     log.info("%s in %.3f seconds", what, time.perf_counter() - t0)
