@@ -17,7 +17,6 @@ from typing import Any
 
 from engine import commands as _commands  # noqa: F401 - registers every command
 from engine import types as _types  # noqa: F401 - registers every value type
-from engine.blocking import Block
 from engine.clock import Clock, SystemClock
 from engine.cluster.routing import check as _cluster_check
 from engine.cluster.slots import ClusterState
@@ -124,7 +123,6 @@ class Engine:
         self.notify_flags = parse_notify_flags(self.config["notify-keyspace-events"])
         self.config.on_change["notify-keyspace-events"] = self._set_notify
         self.config.on_change["lazyfree-lazy-expire"] = self._set_lazyfree
-        self.field_expirer: Callable[[Ctx, int, bytes], None] | None = None  # set by hashes
         self.start_time = time.time()
         self.server_info: dict[str, Any] = {}  # filled by the server (port, pid, ...)
         self._loading_ctx: Ctx | None = None
@@ -422,4 +420,3 @@ def _frames(items: list[Any]) -> list[Any]:
 
 
 _INTERNAL = ClientState(id=0)
-Block = Block  # re-export for handlers

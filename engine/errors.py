@@ -358,3 +358,140 @@ HELLO_NOAUTH = (
     "RESP protocol version at the same time"
 )
 GETKEYS_INVALID = "ERR Invalid arguments specified for command"
+
+
+# ==== cluster mode (src/cluster.c clusterRedirectClient, src/cluster_legacy.c) ====
+# -- redirections (src/cluster.c clusterRedirectClient) ---------------------------------------
+CROSSSLOT = "CROSSSLOT Keys in request don't hash to the same slot"
+TRYAGAIN = "TRYAGAIN Multiple keys request during rehashing of slot"
+CLUSTERDOWN = "CLUSTERDOWN The cluster is down"
+CLUSTERDOWN_RO = "CLUSTERDOWN The cluster is down and only accepts read commands"
+CLUSTERDOWN_UNBOUND = "CLUSTERDOWN Hash slot not served"
+
+
+def moved(slot: int, host: str, port: int) -> str:
+    return f"MOVED {slot} {host}:{port}"
+
+
+def ask(slot: int, host: str, port: int) -> str:
+    return f"ASK {slot} {host}:{port}"
+
+
+# -- CLUSTER subcommands (src/cluster.c, src/cluster_legacy.c) --------------------------------
+CLUSTER_DISABLED = "ERR This instance has cluster support disabled"
+INVALID_SLOT = "ERR Invalid or out of range slot"
+INVALID_SLOT_SHORT = "ERR Invalid slot"  # COUNTKEYSINSLOT
+INVALID_SLOT_OR_COUNT = "ERR Invalid slot or number of keys"  # GETKEYSINSLOT
+SETSLOT_SYNTAX = "ERR Invalid CLUSTER SETSLOT action or number of arguments. Try CLUSTER HELP"
+TARGET_NOT_PRIMARY = "ERR Target node is not a master"
+MISSING_TIMEOUT = "ERR Missing timeout value"
+TIMEOUT_NOT_INT = "ERR timeout is not an integer or out of range"
+FORGET_MYSELF = "ERR I tried hard but I can't forget myself..."
+FORGET_PRIMARY = "ERR Can't forget my master!"
+RESET_WITH_KEYS = "ERR CLUSTER RESET can't be called with master nodes containing keys"
+FLUSHSLOTS_NOT_EMPTY = "ERR DB must be empty to perform CLUSTER FLUSHSLOTS."
+PORT_RANGE = "ERR Port number is out of range"
+BUS_PORT_RANGE = "ERR Cluster bus port number is out of range"
+EPOCH_OTHER_NODES = (
+    "ERR The user can assign a config epoch only when the node does not know any other node."
+)
+EPOCH_NONZERO = "ERR Node config epoch is already non-zero"
+NOT_A_PRIMARY = "ERR The specified node is not a master"
+NO_ID = "ERR No ID yet"
+SETSLOT_REPLICA = "ERR Please use SETSLOT only with masters."
+
+
+def slot_busy(slot: int) -> str:
+    return f"ERR Slot {slot} is already busy"
+
+
+def slot_unassigned(slot: int) -> str:
+    return f"ERR Slot {slot} is already unassigned"
+
+
+def slot_twice(slot: int) -> str:
+    return f"ERR Slot {slot} specified multiple times"
+
+
+def start_after_end(start: int, end: int) -> str:
+    return f"ERR start slot number {start} is greater than end slot number {end}"
+
+
+def not_owner(slot: int) -> str:
+    return f"ERR I'm not the owner of hash slot {slot}"
+
+
+def already_owner(slot: int) -> str:
+    return f"ERR I'm already the owner of hash slot {slot}"
+
+
+def dont_know_node(name: str) -> str:
+    return f"ERR I don't know about node {name}"
+
+
+def unknown_node(name: str) -> str:
+    return f"ERR Unknown node {name}"
+
+
+def still_holding_keys(slot: int) -> str:
+    return (
+        f"ERR Can't assign hashslot {slot} to a different node while I still hold keys for "
+        "this hash slot."
+    )
+
+
+def bad_port(text: str) -> str:
+    return f"ERR Invalid base port specified: {text}"
+
+
+def bad_bus_port(text: str) -> str:
+    return f"ERR Invalid bus port specified: {text}"
+
+
+def bad_address(ip: str, port: str) -> str:
+    return f"ERR Invalid node address specified: {ip}:{port}"
+
+
+def bad_epoch(epoch: int) -> str:
+    return f"ERR Invalid config epoch specified: {epoch}"
+
+
+def save_failed(why: str) -> str:
+    return f"ERR error saving the cluster node config: {why}"
+
+
+# ==== persistence commands (src/rdb.c, src/aof.c, src/server.c) ====
+BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
+BGSAVE_BUSY = (
+    "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE "
+    "in order to schedule a BGSAVE whenever possible."
+)
+BGSAVE_NOTHING_TO_CANCEL = "ERR Background saving is currently not in progress or scheduled"
+REWRITE_IN_PROGRESS = "ERR Background append only file rewriting already in progress"
+REWRITE_FAILED = (
+    "ERR Can't execute an AOF background rewriting. Please check the server logs for more "
+    "information."
+)
+GENERIC_ERR = "ERR"  # shared.err: "-ERR\r\n"
+SHUTDOWN_FAILED = "ERR Errors trying to SHUTDOWN. Check logs."
+NO_PERSISTENCE = "ERR persistence is not available in this engine (no server)"
+
+
+# ==== atomic slot migration (src/cluster_migrateslots.c) ====
+ERR_NOT_PRIMARY = "ERR Slot migration can only be used on primary nodes."
+ERR_MANUAL_IMPORT = "ERR Slots are being manually imported"
+ERR_MANUAL_MIGRATE = "ERR Slots are being manually migrated"
+ERR_NO_END_SLOT = "ERR No end slot for final slot range"
+ERR_SPAN_SHARDS = "ERR Requested slots span multiple shards"
+ERR_NO_RANGES = "ERR No slot ranges specified"
+ERR_NOT_SERVED = "ERR Slots are not served by this node."
+ERR_RANGES_OVERLAP = "ERR Slot ranges in migrations overlap"
+ERR_TARGET_SELF = "ERR Target node can not be this node."
+ERR_NO_MIGRATIONS = "ERR No migrations ongoing"
+ERR_UNKNOWN_SOURCE = "ERR Target node does not know the source node"
+ERR_SOURCE_SELF = "ERR Source node is target node itself"
+ERR_ALREADY_IMPORTING = (
+    "ERR Slot is already being imported on the target by a different migration"  # one text
+)
+ERR_OWNERSHIP = "ERR Target node does not agree about current slot ownership"
+ERR_NO_SUCH_JOB = "ERR No such slot migration job"

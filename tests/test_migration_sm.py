@@ -29,6 +29,7 @@ from migration_world import (
     populate,
 )
 
+from engine import errors as E
 from engine.cluster import syncslots as S
 from engine.cluster.migration import (
     Action,
@@ -125,7 +126,7 @@ def test_establish_refuses_a_slot_already_imported() -> None:
     assert actions[1] == Propagate([*base, JOB, b"SLOTSRANGE", b"1", b"9"])
     with pytest.raises(CommandError) as e:
         m.establish([*base, b"b" * 40, b"SLOTSRANGE", b"9", b"12"], T0, **kw)
-    assert e.value.message == S.ERR_ALREADY_IMPORTING
+    assert e.value.message == E.ERR_ALREADY_IMPORTING
     assert m.is_importing(5) and not m.is_importing(10)
 
 

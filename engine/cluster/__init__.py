@@ -6,7 +6,7 @@ belong to ``engine/server/``).
 - :mod:`engine.cluster.routing`: the check run before every command in cluster mode
   (src/cluster.c getNodeByQuery): MOVED, ASK, CROSSSLOT, TRYAGAIN, CLUSTERDOWN.
 - :mod:`engine.cluster.nodes_conf`: nodes.conf / CLUSTER NODES lines, rendered and parsed.
-- :mod:`engine.cluster.errors`: the error texts.
+- error texts live in the one catalogue, :mod:`engine.errors`.
 - :mod:`engine.cluster.syncslots`, :mod:`engine.cluster.migration_job`: atomic slot migration
   messages and sans-IO state machines.
 """

@@ -29,6 +29,7 @@ import secrets
 from collections.abc import Callable, Iterable
 from typing import Final
 
+from engine import errors as E
 from engine.cluster import syncslots as S
 from engine.cluster.migration_job import (
     Action,
@@ -168,13 +169,13 @@ class SlotMigrations:
                 raise CommandError(SYNTAX)
             ranges, i, owner = S.parse_slot_ranges(argv, i + 1, owner_of)
             if owner != self.myself:
-                raise CommandError(S.ERR_NOT_SERVED)
+                raise CommandError(E.ERR_NOT_SERVED)
             for s, e in ranges:
                 for slot in range(s, e + 1):
                     if self.is_exporting(slot):
                         raise S.err_already_migrating(slot)
             if any(S.ranges_overlap(j.ranges, ranges) for j in new):
-                raise CommandError(S.ERR_RANGES_OVERLAP)
+                raise CommandError(E.ERR_RANGES_OVERLAP)
             if i + 1 >= n or argv[i].lower() != b"node":
                 raise CommandError(SYNTAX)
             target = argv[i + 1]
@@ -183,7 +184,7 @@ class SlotMigrations:
             if not known(target):
                 raise S.err_unknown_node(target)
             if target == self.myself:
-                raise CommandError(S.ERR_TARGET_SELF)
+                raise CommandError(E.ERR_TARGET_SELF)
             i += 2
             job = SourceJob(
                 self._new_name(), ranges, source_id=self.myself, target_id=bytes(target),
@@ -215,15 +216,15 @@ class SlotMigrations:
             raise CommandError(SYNTAX)
         # Valkey checks these while parsing, in argument order; ESTABLISH puts SOURCE first
         if not known(msg.source):
-            raise CommandError(S.ERR_UNKNOWN_SOURCE)
+            raise CommandError(E.ERR_UNKNOWN_SOURCE)
         if msg.source == self.myself:
-            raise CommandError(S.ERR_SOURCE_SELF)
+            raise CommandError(E.ERR_SOURCE_SELF)
         for s, e in msg.ranges:
             for slot in range(s, e + 1):
                 if self.is_importing(slot):
-                    raise CommandError(S.ERR_ALREADY_IMPORTING)
+                    raise CommandError(E.ERR_ALREADY_IMPORTING)
         if owner_of_ranges(msg.ranges, owner_of) != msg.source:
-            raise CommandError(S.ERR_OWNERSHIP)
+            raise CommandError(E.ERR_OWNERSHIP)
         job, actions = TargetJob.established(
             msg, myself=self.myself, now_ms=now_ms, config=self.config
         )
@@ -248,7 +249,7 @@ class SlotMigrations:
     def cancel(self, now_ms: int) -> Outcome:
         """``CLUSTER CANCELSLOTMIGRATIONS``: every in-progress export -> ``cancelled``."""
         if not any(not j.finished for j in self.exports()):
-            raise CommandError(S.ERR_NO_MIGRATIONS)
+            raise CommandError(E.ERR_NO_MIGRATIONS)
         return [(j, j.cancel(now_ms)) for j in self.exports() if j.in_progress]
 
     # -- events ----------------------------------------------------------------------------
@@ -309,8 +310,8 @@ class SlotMigrations:
 def _can_start(primary: bool, manual_importing: bool, manual_migrating: bool) -> None:
     # src/cluster_migrateslots.c validateSlotMigrationCanStartOrReply
     if not primary:
-        raise CommandError(S.ERR_NOT_PRIMARY)
+        raise CommandError(E.ERR_NOT_PRIMARY)
     if manual_importing:
-        raise CommandError(S.ERR_MANUAL_IMPORT)
+        raise CommandError(E.ERR_MANUAL_IMPORT)
     if manual_migrating:
-        raise CommandError(S.ERR_MANUAL_MIGRATE)
+        raise CommandError(E.ERR_MANUAL_MIGRATE)

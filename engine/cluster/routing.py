@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from engine.cluster import errors as E
+from engine import errors as E
 from engine.commands.table import TABLE, Command
 from persistence.crc import key_slot
 from persistence.resp.parser import string2ll

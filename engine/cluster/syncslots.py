@@ -16,8 +16,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final, TypeAlias
 
-from engine.cluster.errors import INVALID_SLOT as ERR_BAD_SLOT  # src/cluster.c getSlotOrReply
-from engine.errors import SYNTAX, CommandError
+from engine.errors import (
+    ERR_NO_END_SLOT,
+    ERR_NO_RANGES,
+    ERR_SPAN_SHARDS,
+    SYNTAX,
+    CommandError,
+)
+from engine.errors import INVALID_SLOT as ERR_BAD_SLOT  # src/cluster.c getSlotOrReply
 from persistence.aof.encoder import encode_command
 from persistence.resp.parser import string2ll
 
@@ -26,26 +32,6 @@ SLOTS: Final = 16384
 
 Range: TypeAlias = tuple[int, int]
 Ranges: TypeAlias = tuple[Range, ...]
-
-# ---- error replies (src/cluster_migrateslots.c); like engine/cluster/errors.py, kept here ----
-# ---- until engine/errors.py can take them ---------------------------------------------------
-ERR_NOT_PRIMARY = "ERR Slot migration can only be used on primary nodes."
-ERR_MANUAL_IMPORT = "ERR Slots are being manually imported"
-ERR_MANUAL_MIGRATE = "ERR Slots are being manually migrated"
-ERR_NO_END_SLOT = "ERR No end slot for final slot range"
-ERR_SPAN_SHARDS = "ERR Requested slots span multiple shards"
-ERR_NO_RANGES = "ERR No slot ranges specified"
-ERR_NOT_SERVED = "ERR Slots are not served by this node."
-ERR_RANGES_OVERLAP = "ERR Slot ranges in migrations overlap"
-ERR_TARGET_SELF = "ERR Target node can not be this node."
-ERR_NO_MIGRATIONS = "ERR No migrations ongoing"
-ERR_UNKNOWN_SOURCE = "ERR Target node does not know the source node"
-ERR_SOURCE_SELF = "ERR Source node is target node itself"
-ERR_ALREADY_IMPORTING = (
-    "ERR Slot is already being imported on the target by a different migration"  # one text
-)
-ERR_OWNERSHIP = "ERR Target node does not agree about current slot ownership"
-ERR_NO_SUCH_JOB = "ERR No such slot migration job"
 
 
 def err_start_after_end(s: int, e: int) -> CommandError:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import ipaddress
 from typing import Any
 
-from engine.cluster import errors as E
+from engine import errors as E
 from engine.cluster.nodes_conf import cluster_nodes, info_text, node_line
 from engine.cluster.slots import CLUSTER_SLOTS, PORT_INCR, ClusterState, NodeRecord
 from engine.commands.table import TABLE, command, container

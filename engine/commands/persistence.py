@@ -14,24 +14,18 @@ from typing import Any, Protocol
 from engine.commands.table import command
 from engine.commands.util import OK
 from engine.context import Ctx
-from engine.errors import SYNTAX, CommandError
+from engine.errors import (
+    BGSAVE_BUSY,
+    BGSAVE_IN_PROGRESS,
+    BGSAVE_NOTHING_TO_CANCEL,
+    GENERIC_ERR,
+    NO_PERSISTENCE,
+    REWRITE_FAILED,
+    REWRITE_IN_PROGRESS,
+    SYNTAX,
+    CommandError,
+)
 from persistence.resp.frames import SimpleString
-
-# Valkey's texts (src/rdb.c, src/aof.c, src/server.c); candidates for engine/errors.py
-BGSAVE_IN_PROGRESS = "ERR Background save already in progress"
-BGSAVE_BUSY = (
-    "ERR Another child process is active (AOF?): can't BGSAVE right now. Use BGSAVE SCHEDULE "
-    "in order to schedule a BGSAVE whenever possible."
-)
-BGSAVE_NOTHING_TO_CANCEL = "ERR Background saving is currently not in progress or scheduled"
-REWRITE_IN_PROGRESS = "ERR Background append only file rewriting already in progress"
-REWRITE_FAILED = (
-    "ERR Can't execute an AOF background rewriting. Please check the server logs for more "
-    "information."
-)
-GENERIC_ERR = "ERR"  # shared.err: "-ERR\r\n"
-SHUTDOWN_FAILED = "ERR Errors trying to SHUTDOWN. Check logs."
-NO_PERSISTENCE = "ERR persistence is not available in this engine (no server)"
 
 _ADMIN = "no_async_loading admin noscript"
 _ACL = "@admin @slow @dangerous"

@@ -24,10 +24,10 @@ from collections import deque
 from typing import Any, cast
 
 from engine.blocking import Block
-from engine.commands.persistence import SHUTDOWN_FAILED
 from engine.config import parse_memory
 from engine.context import ClientState, Effect
 from engine.engine import Engine
+from engine.errors import SHUTDOWN_FAILED
 from engine.server.durability import AofWriter, Durability
 from persistence.resp.parser import ProtocolError, RequestParser
 from persistence.resp.reply import encode_value
@@ -365,10 +365,8 @@ class Server:
         self.durability.cron()
         for unit in engine.active_expire():
             self.propagate(unit)
-        fields = getattr(engine, "active_expire_fields", None)
-        if fields is not None:
-            for unit in fields():
-                self.propagate(unit)
+        for unit in engine.active_expire_fields():
+            self.propagate(unit)
         timeout = engine.config["timeout"]
         now = engine.clock.now_ms()
         for conn in list(self.connections.values()):
