@@ -6,6 +6,10 @@
 3. p99 latency of one client doing SET/GET while BGREWRITEAOF rewrites the N keys.
 
 ``python benchmarks/durability.py [--keys 1000000] [--requests 100000]``
+
+``measure()`` returns, for ``benchmarks/run.py``, the start-up load times (AOF and RDB-preamble),
+the RSS growth of the loaded keys (VmRSS after the AOF load minus VmRSS of the same server started
+empty) and the p99 latency during BGREWRITEAOF (one server start, ``runs`` rewrites).
 """
 
 from __future__ import annotations
@@ -20,8 +24,16 @@ import time
 from pathlib import Path
 
 import redis
-from _common import server_load_seconds, table
-from server import pin, start
+from _common import (
+    CLIENT_CORE,
+    Figure,
+    rss,
+    server_load_seconds,
+    server_load_seconds_rss,
+    table,
+    valkey,
+)
+from server import VALKEY, pin, start
 
 from persistence.aof.dirwriter import write_aof_dir
 from persistence.aof.encoder import encode_command
@@ -43,21 +55,50 @@ def make_dirs(work: Path, n: int) -> tuple[Path, Path]:
 
 
 def our_load_seconds(src: Path, work: Path) -> float:
+    return our_load(src, work)[0]
+
+
+def our_load(src: Path, work: Path) -> tuple[float, int]:
+    """(load seconds our log reports, VmRSS bytes once loaded) of our server on a copy of src."""
     d = work / "ours_load"
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(src, d)
     proc, _ = start("ours", d)
+    mem = rss(proc.pid) if proc.poll() is None else 0
     proc.terminate()
     proc.wait(600)
     text = (d / "engine.log").read_text()
-    return float(re.findall(r"DB loaded from append only file.* in ([0-9.]+) seconds", text)[-1])
+    found = re.findall(r"DB loaded from append only file.* in ([0-9.]+) seconds", text)
+    if not found:
+        raise RuntimeError(f"our server did not load {src}: {text[-1000:]}")
+    return float(found[-1]), mem
 
 
 def valkey_load_seconds(src: Path, work: Path) -> float:
+    return valkey_load(src, work)[0]
+
+
+def valkey_load(src: Path, work: Path) -> tuple[float, int]:
     d = work / "valkey_load"
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(src, d)
-    return server_load_seconds(d, "--appendonly", "yes")
+    return server_load_seconds_rss(d, "--appendonly", "yes")
+
+
+def empty_rss(kind: str, work: Path) -> int:
+    """VmRSS of a server started on an empty directory (the baseline of the RSS growth)."""
+    d = work / f"empty_{kind}"
+    shutil.rmtree(d, ignore_errors=True)
+    d.mkdir()
+    if kind == "valkey":
+        with valkey(d, "--appendonly", "yes") as (_, proc):
+            return rss(proc.pid)
+    proc, _ = start("ours", d)
+    try:
+        return rss(proc.pid)
+    finally:
+        proc.terminate()
+        proc.wait(600)
 
 
 def throughput(kind: str, work: Path, policy: str, requests: int) -> float:
@@ -67,7 +108,7 @@ def throughput(kind: str, work: Path, policy: str, requests: int) -> float:
     proc, port = start(kind, d)
     try:
         redis.Redis(port=port).config_set("appendfsync", policy)
-        cmd = [*pin(1), "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests),
+        cmd = [*pin(CLIENT_CORE), "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests),
                "-t", "set", "--csv", "-r", "100000"]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800).stdout
         for line in out.splitlines():
@@ -82,32 +123,76 @@ def throughput(kind: str, work: Path, policy: str, requests: int) -> float:
 
 def rewrite_p99(kind: str, src: Path, work: Path) -> tuple[float, float, int, float]:
     """(p99 ms, max ms, samples, rewrite seconds) of SET/GET round trips during a rewrite."""
+    return rewrite_latencies(kind, src, work, 1)[0]
+
+
+def rewrite_latencies(
+    kind: str, src: Path, work: Path, rewrites: int
+) -> list[tuple[float, float, int, float]]:
+    """``rewrite_p99`` figures of ``rewrites`` BGREWRITEAOFs in a row on one server start."""
     d = work / f"rw_{kind}"
     shutil.rmtree(d, ignore_errors=True)
     shutil.copytree(src, d)
     proc, port = start(kind, d)
+    out = []
     try:
         c = redis.Redis(port=port, socket_timeout=600)
         while c.info("persistence").get("loading"):
             time.sleep(0.05)
-        lat: list[float] = []
-        t0 = time.perf_counter()
-        c.execute_command("BGREWRITEAOF")
-        i = 0
-        while True:
-            a = time.perf_counter()
-            c.set(f"lat:{i % 1000}", i)
-            c.get(f"lat:{i % 1000}")
-            lat.append((time.perf_counter() - a) * 500)  # ms per command
-            i += 1
-            if i % 200 == 0 and not c.info("persistence")["aof_rewrite_in_progress"]:
-                break
-        secs = time.perf_counter() - t0
-        lat.sort()
-        return lat[int(len(lat) * 0.99)], lat[-1], len(lat), secs
+        for _ in range(rewrites):
+            while _rewriting(c):
+                time.sleep(0.02)
+            lat: list[float] = []
+            t0 = time.perf_counter()
+            c.execute_command("BGREWRITEAOF")
+            i = 0
+            while True:
+                a = time.perf_counter()
+                c.set(f"lat:{i % 1000}", i)
+                c.get(f"lat:{i % 1000}")
+                lat.append((time.perf_counter() - a) * 500)  # ms per command
+                i += 1
+                if i % 200 == 0 and not _rewriting(c):
+                    break
+            secs = time.perf_counter() - t0
+            lat.sort()
+            out.append((lat[int(len(lat) * 0.99)], lat[-1], len(lat), secs))
+        c.close()
+        return out
     finally:
         proc.terminate()
         proc.wait(600)
+
+
+def _rewriting(c: redis.Redis) -> bool:
+    info = c.info("persistence")
+    return bool(info["aof_rewrite_in_progress"] or info.get("aof_rewrite_scheduled"))
+
+
+def measure(resp: Path, pre: Path, keys: int, runs: int, work: Path) -> list[Figure]:
+    """Load times, RSS growth and rewrite p99 of ours and valkey-server, ``runs`` each."""
+    load: dict[tuple[str, str], list[float]] = {}
+    mem: dict[str, list[float]] = {}
+    for _ in range(runs):
+        for kind, fn in (("valkey", valkey_load), ("ours", our_load)):
+            secs, loaded = fn(resp, work)
+            load.setdefault(("aof", kind), []).append(secs)
+            mem.setdefault(kind, []).append((loaded - empty_rss(kind, work)) / 1e6)
+            load.setdefault(("rdb", kind), []).append(fn(pre, work)[0])
+    lat = {kind: rewrite_latencies(kind, pre, work, runs) for kind in ("valkey", "ours")}
+    worst = max(lat["ours"], key=lambda t: t[1])
+    return [
+        Figure("durability.load_aof", f"start-up load, {keys:,}-SET AOF", "s",
+               load[("aof", "ours")], load[("aof", "valkey")], VALKEY),
+        Figure("durability.load_preamble", "start-up load, its RDB-preamble form", "s",
+               load[("rdb", "ours")], load[("rdb", "valkey")], VALKEY),
+        Figure("durability.rss", f"RSS growth for {keys:,} small string keys (after load)",
+               "MB", mem["ours"], mem["valkey"], VALKEY),
+        Figure("durability.rewrite_p99",
+               f"p99 SET/GET latency during BGREWRITEAOF of {keys:,} keys", "ms",
+               [t[0] for t in lat["ours"]], [t[0] for t in lat["valkey"]], VALKEY,
+               note=f"ours: worst max {worst[1]:.1f} ms, {worst[2]} samples in {worst[3]:.1f} s"),
+    ]  # fmt: skip
 
 
 def main() -> None:

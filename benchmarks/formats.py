@@ -7,6 +7,8 @@ RDB-preamble form (BGREWRITEAOF with aof-use-rdb-preamble yes). We time:
 - our streaming AOF reader (``persistence.aof.reader.read_aof``) over the RESP form, against the
   load time valkey-server's own log reports for the same directory (target: ours <= 1.0x);
 - our RDB reader over the RDB-preamble base, against valkey-server loading that directory.
+
+``measure()`` returns both as figures for ``benchmarks/run.py`` (on any pair of data dirs).
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_of, dir_size, server_load_seconds, table, valkey
+from _common import Figure, dir_size, samples, server_load_seconds, table, valkey
 
 from persistence.aof.reader import AofCommand, read_aof
 from persistence.rdb.reader import read_rdb
+from persistence.records import KeyRecord
 
 
 def make_aof(work: Path, n: int) -> tuple[Path, Path]:
@@ -61,7 +64,35 @@ def count_aof(path: Path) -> int:
 
 
 def count_rdb(path: Path) -> int:
+    """Events of the RDB reader (keys and the aux / db / function events)."""
     return sum(1 for _ in read_rdb(path))
+
+
+def count_rdb_keys(path: Path) -> int:
+    return sum(1 for ev in read_rdb(path) if type(ev) is KeyRecord)
+
+
+def measure(resp: Path, pre: Path, runs: int) -> list[Figure]:
+    """Our AOF / RDB readers against valkey-server loading the same data dirs, ``runs`` each."""
+    aof_dir = resp / "appendonlydir"
+    base = next((pre / "appendonlydir").glob("*.base.rdb"))
+    ncmd = count_aof(aof_dir)
+    nkeys = count_rdb_keys(base)
+    aof_mb, base_mb = dir_size(aof_dir) / 1e6, base.stat().st_size / 1e6
+    ours_aof, theirs_aof, ours_rdb, theirs_rdb = [], [], [], []
+    for _ in range(runs):  # interleaved, so machine noise hits both sides alike
+        ours_aof += samples(1, lambda: count_aof(aof_dir))
+        theirs_aof.append(server_load_seconds(resp, "--appendonly", "yes"))
+        ours_rdb += samples(1, lambda: count_rdb(base))
+        theirs_rdb.append(server_load_seconds(pre, "--appendonly", "yes"))
+    return [
+        Figure("formats.aof_read", f"AOF reader, {ncmd:,} commands, {aof_mb:.1f} MB", "s",
+               ours_aof, theirs_aof, "valkey-server load",
+               note=f"ours {ncmd / min(ours_aof) / 1e6:.2f} M cmd/s at best"),
+        Figure("formats.rdb_read", f"RDB reader, preamble base, {nkeys:,} keys, {base_mb:.1f} MB",
+               "s", ours_rdb, theirs_rdb, "valkey-server load",
+               note=f"ours {nkeys / min(ours_rdb) / 1e6:.2f} M keys/s at best"),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -72,63 +103,12 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vaof-bench-"))
     try:
         resp, pre = make_aof(work, args.commands)
-        aof_dir = resp / "appendonlydir"
-        pre_dir = pre / "appendonlydir"
-        base = next(pre_dir.glob("*.base.rdb"))
-        ncmd = count_aof(aof_dir)
-        aof_bytes = dir_size(aof_dir)
-        ours_aof = best_of(args.runs, lambda: count_aof(aof_dir))
-        theirs_aof = sorted(
-            server_load_seconds(resp, "--appendonly", "yes") for _ in range(args.runs)
-        )
-        ours_rdb = best_of(args.runs, lambda: count_rdb(base))
-        theirs_rdb = sorted(
-            server_load_seconds(pre, "--appendonly", "yes") for _ in range(args.runs)
-        )
+        aof_read, rdb_read = measure(resp, pre, args.runs)
         rows = [("metric", "ours", "valkey-server 9.1.2", "ratio (time)", "target")]
-
-        def fmt(t: tuple[float, float, float]) -> str:
-            return f"{t[0]:.3f}s [{t[1]:.3f}-{t[2]:.3f}]"
-
-        tv = theirs_aof[len(theirs_aof) // 2]
-        rows.append(
-            (
-                f"AOF read, {ncmd:,} commands, {aof_bytes / 1e6:.1f} MB",
-                fmt(ours_aof),
-                f"{tv:.3f}s [{theirs_aof[0]:.3f}-{theirs_aof[-1]:.3f}]",
-                f"{ours_aof[0] / tv:.2f}x",
-                "<= 1.0x",
-            )
-        )
-        rows.append(
-            (
-                "  throughput",
-                f"{ncmd / ours_aof[0] / 1e6:.2f} M cmd/s, {aof_bytes / ours_aof[0] / 1e6:.0f} MB/s",
-                f"{ncmd / tv / 1e6:.2f} M cmd/s",
-                "",
-                "",
-            )
-        )
-        tr = theirs_rdb[len(theirs_rdb) // 2]
-        rows.append(
-            (
-                f"RDB read, preamble base {base.stat().st_size / 1e6:.1f} MB",
-                fmt(ours_rdb),
-                f"{tr:.3f}s [{theirs_rdb[0]:.3f}-{theirs_rdb[-1]:.3f}]",
-                f"{ours_rdb[0] / tr:.2f}x",
-                "(report)",
-            )
-        )
-        rows.append(
-            (
-                "  throughput",
-                f"{args.commands / ours_rdb[0] / 1e6:.2f} M keys/s, "
-                f"{base.stat().st_size / ours_rdb[0] / 1e6:.0f} MB/s",
-                "",
-                "",
-                "",
-            )
-        )
+        for f, target in ((aof_read, "<= 1.0x"), (rdb_read, "(report)")):
+            rows.append((f.label, f.fmt(f.ours), f.fmt(f.reference), f"{f.ratio or 0:.2f}x",
+                         target))  # fmt: skip
+            rows.append(("  throughput", f.note, "", "", ""))
         print(table(rows))
     finally:
         shutil.rmtree(work, ignore_errors=True)

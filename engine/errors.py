@@ -495,3 +495,25 @@ ERR_ALREADY_IMPORTING = (
 )
 ERR_OWNERSHIP = "ERR Target node does not agree about current slot ownership"
 ERR_NO_SUCH_JOB = "ERR No such slot migration job"
+
+
+# ==== disk errors (src/server.c writeCommandsDeniedByDiskError / GetDiskErrorMessage) ====
+MISCONF_RDB = (
+    "MISCONF Valkey is configured to save RDB snapshots, but it's currently unable to persist "
+    "to disk. Commands that may modify the data set are disabled, because this instance is "
+    "configured to report errors during writes if RDB snapshotting fails "
+    "(stop-writes-on-bgsave-error option). Please check the Valkey logs for details about the "
+    "RDB error."
+)
+
+
+def misconf_aof(strerror: str) -> str:
+    return f"MISCONF Errors writing to the AOF file: {strerror}"
+
+
+AOF_ENABLE_FAILED = "Unable to turn on AOF. Check server logs."  # src/config.c updateAppendonly
+
+
+# -- the cluster bus on the client port (engine/cluster/gossip.py; not a Valkey text) ---------
+def bus_message(why: str) -> str:
+    return f"ERR Invalid cluster bus message: {why}"

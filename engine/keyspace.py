@@ -12,14 +12,14 @@ Hash fields with TTLs keep their own heap of (earliest field expiry, key), fed b
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from engine.errors import WRONGTYPE, CommandError
 from engine.types.base import BY_CLASS, type_info
 from engine.types.hashes import Hash
 from persistence.crc import key_slot
-from persistence.records import KeyRecord
+from persistence.records import KeyRecord, StringRecords
 
 if TYPE_CHECKING:
     from engine.context import ClientState, Ctx
@@ -52,7 +52,17 @@ class Database:
         self.slot_keys: dict[int, dict[bytes, None]] | None = None
 
     def __len__(self) -> int:
+        """The keys clients can see: imported keys of hidden slots do not count (spec 3.10)."""
+        hidden = self.keyspace.hidden_slots
+        if hidden and self.slot_keys is not None:
+            keys = self.slot_keys
+            return len(self.data) - sum(len(keys.get(s, ())) for s in hidden)
         return len(self.data)
+
+    def visible(self, key: bytes) -> bool:
+        """False for a key of a slot being imported (hidden from KEYS, SCAN, RANDOMKEY)."""
+        hidden = self.keyspace.hidden_slots
+        return not hidden or key_slot(key) not in hidden
 
     # -- lookups --------------------------------------------------------------------------
     def lookup(self, ctx: Ctx, key: bytes) -> Any:
@@ -132,12 +142,17 @@ class Database:
 
     def track_fields(self, key: bytes, when_ms: int) -> None:
         """The hash at ``key`` has a field expiring at ``when_ms``: index it for the active
-        field expiry job (Valkey's keys_with_volatile_items; stale heap entries allowed)."""
+        field expiry job (Valkey's keys_with_volatile_items; stale heap entries allowed).
+        Keys of hidden slots stay out of the heap until :meth:`Keyspace.unhide_slots`."""
         self.volatile_keys.add(key)
+        if self.keyspace.hidden_slots and key_slot(key) in self.keyspace.hidden_slots:
+            return
         heapq.heappush(self.field_heap, (when_ms, key))
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
         self.expires[key] = when_ms
+        if self.keyspace.hidden_slots and key_slot(key) in self.keyspace.hidden_slots:
+            return  # active expiry skips imported keys (spec 3.10): indexed when unhidden
         heapq.heappush(self.heap, (when_ms, key))
         if len(self.heap) > 2 * len(self.expires) + 1024:
             self.heap = [(ms, k) for k, ms in self.expires.items()]
@@ -168,7 +183,7 @@ class Database:
             if ms >= now_ms:
                 break
             heapq.heappop(heap)
-            if expires.get(key) == ms:
+            if expires.get(key) == ms and self.visible(key):
                 out.append(key)
         return out
 
@@ -184,6 +199,19 @@ class Database:
         return n
 
     # -- records --------------------------------------------------------------------------
+    def record(self, key: bytes) -> KeyRecord:
+        """One key as a record (the key must exist)."""
+        value = self.data[key]
+        info = type_info(value)
+        return KeyRecord(
+            self.id, key, info.to_record(value), self.expires.get(key), info.encoding(value)
+        )
+
+    def slot_records(self, slot: int) -> Iterator[KeyRecord]:
+        """The records of ``slot``'s keys in this db (cluster mode), in index order."""
+        for key in list(self.keys_in_slot(slot)):
+            yield self.record(key)
+
     def records(self) -> Iterator[KeyRecord]:
         expires = self.expires
         for key, value in self.data.items():
@@ -197,6 +225,28 @@ class Database:
         self.set(rec.key, info.from_record(rec.value))
         if rec.expire_at_ms is not None:
             self.set_expire(rec.key, rec.expire_at_ms)
+
+    def load_strings(
+        self, keys: list[bytes], values: list[bytes], expires: list[tuple[int, int]]
+    ) -> None:
+        """A run of string keys (``StringRecords``): what ``load_record`` of each, in order,
+        leaves, in one dict update (strings are plain bytes in the keyspace)."""
+        data = self.data
+        before = len(data)
+        data.update(zip(keys, values))
+        if len(data) - before != len(keys):
+            # a key already there or repeated in the run: set() dropped its TTL and its volatile
+            # fields; only the last record of a key decides its TTL
+            last = {k: i for i, k in enumerate(keys)}
+            for k in last:
+                self.expires.pop(k, None)
+                self.volatile_keys.discard(k)
+            expires = [(i, ms) for i, ms in expires if last[keys[i]] == i]
+        if self.slot_keys is not None:
+            for k in keys:
+                self._index(k)
+        for i, ms in expires:
+            self.set_expire(keys[i], ms)
 
 
 _BY_RECORD: dict[type, Any] = {}
@@ -218,6 +268,9 @@ class Keyspace:
         self.lazyfree_lazy_expire = True  # Valkey 9 default
         self.stats_expired_keys = 0
         self.stats_expired_fields = 0
+        # slots being imported by an atomic slot migration (spec 3.10): their keys exist but
+        # are not counted, listed or actively expired until the slots are ours (or dropped)
+        self.hidden_slots: set[int] = set()
 
     def enable_slot_index(self) -> None:
         """Cluster mode: keep a per-slot key index in every db (Database.slot_keys)."""
@@ -226,6 +279,24 @@ class Keyspace:
                 db.slot_keys = {}
                 for key in db.data:
                     db._index(key)
+
+    def hide_slots(self, ranges: Iterable[tuple[int, int]]) -> None:
+        for s, e in ranges:
+            self.hidden_slots.update(range(s, e + 1))
+
+    def unhide_slots(self, ranges: Iterable[tuple[int, int]]) -> None:
+        """The slots become visible: their keys join the active-expiry heaps."""
+        slots = [x for s, e in ranges for x in range(s, e + 1) if x in self.hidden_slots]
+        self.hidden_slots.difference_update(slots)
+        for db in self.dbs:
+            for slot in slots:
+                for key in db.keys_in_slot(slot):
+                    exp = db.expires.get(key)
+                    if exp is not None:
+                        heapq.heappush(db.heap, (exp, key))
+                    value = db.data[key]
+                    if type(value) is Hash and value.expires:
+                        heapq.heappush(db.field_heap, (min(value.expires.values()), key))
 
     def count_keys_in_slot(self, slot: int) -> int:
         """countKeysInSlot (src/cluster.c): over every db."""
@@ -273,6 +344,12 @@ class Keyspace:
             # more than N databases. Exiting"
             raise DatabaseCountError(rec.db, len(self.dbs))
         self.dbs[rec.db].load_record(rec)
+
+    def load_strings(self, run: StringRecords) -> None:
+        """A ``StringRecords`` run from a reader (``string_runs=True``)."""
+        if not 0 <= run.db < len(self.dbs):
+            raise DatabaseCountError(run.db, len(self.dbs))
+        self.dbs[run.db].load_strings(run.keys, run.values, run.expires)
 
 
 class DatabaseCountError(Exception):

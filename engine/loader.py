@@ -20,7 +20,7 @@ from engine.keyspace import DatabaseCountError
 from persistence.aof.reader import AofItem, AofRecord, TornTail, parse_syncslots
 from persistence.aof.resp_scan import AofCommand
 from persistence.crc import key_slot
-from persistence.records import FunctionLibrary, KeyRecord, SlotImport
+from persistence.records import FunctionLibrary, KeyRecord, SlotImport, StringRecords
 from persistence.resp.frames import Error
 
 
@@ -68,7 +68,13 @@ class Loader:
             self.command(item)
         elif isinstance(item, AofRecord):
             ev = item.event
-            if isinstance(ev, KeyRecord):
+            if type(ev) is StringRecords:  # a run of plain strings (string_runs=True)
+                try:
+                    self.engine.keyspace.load_strings(ev)
+                except DatabaseCountError as e:
+                    raise LoadError(str(e), file=item.file, offset=ev.offset or 0) from e
+                self.result.keys_from_base += len(ev.keys)
+            elif isinstance(ev, KeyRecord):
                 try:
                     self.engine.keyspace.load_record(ev)
                 except DatabaseCountError as e:

@@ -186,6 +186,29 @@ class ModuleAux:
     offset: int | None = None
 
 
+@dataclass(slots=True)
+class StringRecords:
+    """A run of consecutive plain string keys of one db, in file order (a loading fast path).
+
+    Only readers asked for it (``RdbReader(string_runs=True)``) yield these instead of one
+    :class:`KeyRecord` per key. ``expires`` holds ``(index into keys, absolute ms)``; ``offset`` is
+    the file offset of the first record.
+    """
+
+    db: int
+    keys: list[bytes]
+    values: list[bytes]
+    expires: list[tuple[int, int]]
+    offset: int | None = None
+
+
 RdbEvent: TypeAlias = (
-    KeyRecord | AuxField | DbResize | FunctionLibrary | SlotInfo | SlotImport | ModuleAux
+    KeyRecord
+    | AuxField
+    | DbResize
+    | FunctionLibrary
+    | SlotInfo
+    | SlotImport
+    | ModuleAux
+    | StringRecords
 )

@@ -319,3 +319,22 @@ def test_corrupt_fixture(tmp_path: Path, name: str) -> None:
     assert "valkey-aof check" in res.stderr
     if target is not None:
         assert target.stat().st_size == size  # nothing was cut
+
+
+def test_cow_sizes_and_child_log_lines(tmp_path: Path) -> None:
+    """INFO rdb_last_cow_size / aof_last_cow_size from the child's Private_Dirty, and the
+    child's log lines marked C as valkey-server's (src/childinfo.c, src/server.c)."""
+    with engine_server(tmp_path, "--save", "") as srv:
+        c = srv.client()
+        fill(c, 2000)
+        assert cmd(c, "BGSAVE") == "Background saving started"
+        wait_for(lambda: persistence(c)["rdb_bgsave_in_progress"] == 0)
+        assert cmd(c, "BGREWRITEAOF").startswith("Background append only file rewriting")
+        wait_for(lambda: persistence(c)["aof_rewrite_in_progress"] == 0)
+        info = persistence(c)
+        assert info["rdb_last_cow_size"] > 0 and info["aof_last_cow_size"] > 0
+        assert info["current_cow_size"] == 0  # no child now
+    lines = srv.log.splitlines()
+    assert any(":C " in ln and "Fork CoW for RDB: current" in ln for ln in lines)
+    assert any(":C " in ln and "Fork CoW for AOF rewrite" in ln for ln in lines)
+    assert any(":M " in ln and "Background saving started" in ln for ln in lines)

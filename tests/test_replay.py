@@ -235,13 +235,27 @@ def test_interrupted_replay_resumes_exactly(tmp_path: Path, sig: int) -> None:
         assert json.loads(ck.read_text())["done"] is True
 
 
+def wait_for_progress(ck: Path, timeout: float = 30.0) -> None:
+    """Until the checkpoint shows acknowledged commands (the replay is under way, its signal
+    handlers installed): a fixed sleep is too short on a loaded machine."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if json.loads(ck.read_text())["index"] > 0:
+                return
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.02)
+    raise AssertionError("the replay made no progress")
+
+
 def test_killed_replay_resumes_to_identical_contents(tmp_path: Path) -> None:
     aof = write_aof(tmp_path / "s.aof", [[b"SET", b"k%d" % i, b"v%d" % i] for i in range(20_000)])
     ck = tmp_path / "ckpt.json"
     with real_server(tmp_path / "srv") as srv:
         args = ["--target", url(srv), "--checkpoint", str(ck), "--checkpoint-every", "100"]
         p = _cli(str(aof), *args, "--rate", "10000")
-        time.sleep(1.0)
+        wait_for_progress(ck)
         os.kill(p.pid, signal.SIGKILL)
         p.communicate(timeout=30)
         before = json.loads(ck.read_text())["index"]
@@ -256,8 +270,11 @@ def test_preamble_dir_interrupted_and_resumed(tmp_path: Path) -> None:
     src = REAL / "aof_preamble" / "appendonlydir"
     ck = tmp_path / "ckpt.json"
     with real_server(tmp_path / "srv") as srv:
-        p = _cli(str(src), "--target", url(srv), "--checkpoint", str(ck), "--rate", "150")
-        time.sleep(0.8)
+        p = _cli(
+            str(src), "--target", url(srv), "--checkpoint", str(ck), "--rate", "150",
+            "--checkpoint-every", "10",
+        )  # fmt: skip
+        wait_for_progress(ck)
         p.send_signal(signal.SIGINT)
         _, err = p.communicate(timeout=30)
         assert p.returncode == 130, err

@@ -510,3 +510,29 @@ def test_errors_match_real_server(tmp_path: Path) -> None:
             text = format_double(v)
             assert b"$%d\r\n%b\r\n" % (len(text), text) in got, v
             assert b"\r\n," + text + b"\r\n" in got, v
+
+
+def test_reply_parser_resumes_wide_reply_without_reparsing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A wide reply arriving a few bytes at a time is parsed once, not again from its start on
+    every read (the old parser was quadratic there)."""
+    from persistence.resp import parser as P
+
+    calls = 0
+    real = P.ReplyParser._element
+
+    def counting(self: P.ReplyParser, pos: int, depth: int) -> object:
+        nonlocal calls
+        calls += 1
+        return real(self, pos, depth)
+
+    monkeypatch.setattr(P.ReplyParser, "_element", counting)
+    n = 2000
+    data = b"*%d\r\n" % n + b"".join(b"$3\r\n%03d\r\n" % (i % 1000) for i in range(n))
+    p = P.ReplyParser()
+    frames = []
+    for i in range(0, len(data), 5):
+        p.feed(data[i : i + 5])
+        frames.extend(p.frames())
+    assert len(frames) == 1 and len(frames[0].items) == n
+    # one call per element, plus at most one failed attempt per read
+    assert calls <= (n + 1) + len(data) // 5 + 1

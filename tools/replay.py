@@ -23,18 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from persistence.aof.encoder import encode_command
 from persistence.resp import Array, Bulk
-from tools.replay_cluster import (
-    NO_KEY,
-    ClusterMap,
-    CrossSlot,
-    auth,
-    parse_redirect,
-    split_by_slot,
-)
-from tools.replay_conn import Cmd, Conn, Piece, ReplayConnError, Target, parse_target
-from tools.replay_source import GenCmd, Segment, Source, SourceStats
+from tools.replay_cluster import ClusterMap, CrossSlot, auth, parse_redirect
+from tools.replay_conn import Cmd, Conn, ReplayConnError, Target, parse_target
+from tools.replay_fastscan import RawCmds
+from tools.replay_send import Cluster, Standalone
+from tools.replay_source import Segment, Source, SourceStats
+from tools.replay_xslot import CrossSlotRunner, handled, split_by_slot
 
 ON_ERROR = ("stop", "skip", "log")
 MAX_ERRORS_KEPT = 20
@@ -88,6 +83,7 @@ class ReplayResult:
     elapsed: float = 0.0
     interrupted: bool = False
     per_node: dict[str, int] = field(default_factory=dict)
+    cross_slot: dict[str, int] = field(default_factory=dict)  # replayed as per-slot effects
     source: SourceStats = field(default_factory=SourceStats)
     plan: dict[str, Any] | None = None
     verify: Any = None  # tools.replay_verify.VerifyReport
@@ -125,118 +121,6 @@ class Checkpoint:
             )  # fmt: skip
         except (OSError, ValueError, KeyError, TypeError) as e:
             raise ReplayError(f"{path}: not a replay checkpoint ({e})") from e
-
-
-# ---- senders ---------------------------------------------------------------------------------
-
-
-class Standalone:
-    mode = "standalone"
-
-    def __init__(self, conn: Conn) -> None:
-        self.conn = conn
-        self.conns = {conn.name: conn}
-
-    def send(self, seg: Segment) -> None:
-        c = self.conn
-        data, prefix = seg.data, 0
-        if c.db != seg.db:
-            data = encode_command([b"SELECT", b"%d" % seg.db]) + data
-            prefix = 1
-        c.db = seg.db if seg.db_after is None else seg.db_after
-        c.queue(Piece(data, seg.cmds, seg.first_index, txn=seg.txn, prefix=prefix))
-
-
-class Cluster:
-    mode = "cluster"
-
-    def __init__(self, cmap: ClusterMap, multi_db: bool, on_cross: Callable[[Cmd, str], None]):
-        self.map = cmap
-        self.multi_db = multi_db
-        self.on_cross = on_cross
-        self.conns = cmap.conns
-        self.redirects: list[tuple[int, Cmd, str, str, int]] = []  # index, cmd, kind, node, db
-
-    def _conn(self, name: str) -> Conn:
-        return self.map.conn(name)
-
-    def _prefix(self, conn: Conn, db: int) -> tuple[bytes, int]:
-        if not self.multi_db or conn.db == db:
-            return b"", 0
-        conn.db = db
-        return encode_command([b"SELECT", b"%d" % db]), 1
-
-    def send(self, seg: Segment) -> None:
-        if seg.txn:
-            try:
-                slot = self.map.slot_of_all([c.argv for c in seg.cmds])
-            except CrossSlot as e:
-                self.on_cross(seg.cmds[0], str(e))
-                return
-            names = [self.map.node_of(slot)] if slot != NO_KEY else self.map.primaries[:1]
-            for name in names:
-                conn = self._conn(name)
-                pre, n = self._prefix(conn, seg.db)
-                conn.queue(
-                    Piece(pre + seg.data, seg.cmds, seg.first_index, txn=True, prefix=n, db=seg.db)
-                )
-                if seg.db_after is not None and self.multi_db:
-                    conn.db = seg.db_after
-            return
-        bufs: dict[str, tuple[list[bytes], list[Cmd], list[int]]] = {}
-        slots = self.map.slots
-        slot_of = self.map.slot_of
-        data = seg.data
-        pos = 0
-        index = seg.first_index
-        for c in seg.cmds:
-            size = c.size
-            try:
-                slot = slot_of(c.argv)
-                piece = data[pos : pos + size]
-            except CrossSlot as e:
-                parts_by_slot = split_by_slot(c.argv)
-                if parts_by_slot is None:
-                    self.on_cross(c, str(e))
-                    pos += size
-                    index += 1
-                    continue
-                for s, argv in parts_by_slot:  # each part is acknowledged as the command
-                    name = slots[s] or self.map.node_of(s)
-                    b = bufs.setdefault(name, ([], [], []))
-                    b[0].append(encode_command(argv))
-                    b[1].append(GenCmd(argv, c.file, c.offset, c.size))
-                    b[2].append(index)
-                pos += size
-                index += 1
-                continue
-            names = [slots[slot] or self.map.node_of(slot)] if slot >= 0 else self.map.primaries
-            for name in names:
-                b = bufs.setdefault(name, ([], [], []))
-                b[0].append(piece)
-                b[1].append(c)
-                b[2].append(index)
-            pos += size
-            index += 1
-        for name, (parts, cmds, idx) in bufs.items():
-            conn = self._conn(name)
-            pre, n = self._prefix(conn, seg.db)
-            body = b"".join(parts)
-            conn.queue(Piece(pre + body if pre else body, cmds, idx[0], idx, prefix=n, db=seg.db))
-
-    def resend(self, redirects: list[tuple[int, Cmd, str, str, int]]) -> None:
-        if any(kind == "MOVED" for _, _, kind, _, _ in redirects):
-            self.map.refresh()
-        for index, cmd, kind, node, db in sorted(redirects, key=lambda r: r[0]):
-            if kind == "ASK":
-                conn = self._conn(node)
-            else:
-                conn = self._conn(self.map.node_of(self.map.slot_of(cmd.argv)))
-            pre, n = self._prefix(conn, db)
-            if kind == "ASK":
-                pre, n = pre + encode_command([b"ASKING"]), n + 1
-            data = pre + encode_command(cmd.argv)
-            conn.queue(Piece(data, [cmd], index, [index], prefix=n, db=db))
 
 
 # ---- the replay ------------------------------------------------------------------------------
@@ -342,13 +226,15 @@ def replay(path: str | os.PathLike[str], opts: ReplayOptions) -> ReplayResult:
         verify_checksum=opts.verify_checksum,
         skip=ckpt.index,
         remaps=bool(opts.map_db or opts.flatten_db or target.db is not None),
+        max_run=min(opts.checkpoint_every, int(opts.rate / 10) if opts.rate else 1 << 30),
     )
     result.source = source.stats
     run = _Run(opts, result, source, ckpt, _input_size(path))
     try:
         if enabled:
             cmap = ClusterMap(seed, target, timeout=opts.timeout)
-            run.sender = Cluster(cmap, cluster_dbs > 1, run.cross_slot)
+            run.sender = Cluster(cmap, cluster_dbs > 1, run.cross_slot, run.sync_cross)
+            run.xslot = CrossSlotRunner(cmap, cluster_dbs > 1)
             run.multi_db = cluster_dbs > 1
         else:
             run.sender = Standalone(seed)
@@ -386,6 +272,7 @@ class _Run:
         self.ckpt = ckpt
         self.input_total = input_total
         self.sender: Standalone | Cluster | None = None
+        self.xslot: CrossSlotRunner | None = None
         self.multi_db = True
         self.next_index = ckpt.index
         self.recent: deque[Segment] = deque()
@@ -418,6 +305,16 @@ class _Run:
 
     def cross_slot(self, cmd: Cmd, msg: str) -> None:
         self.error(cmd, msg)
+
+    def sync_cross(self, cmd: Cmd, db: int, index: int) -> None:
+        """A cross-slot command as its per-slot effects, once all before it is applied."""
+        assert self.xslot is not None
+        self.drain_all()
+        msg = self.xslot.run(cmd.argv, db)
+        if msg is None:
+            self.result.commands += 1
+        else:
+            self.error(cmd, msg)
 
     # -- acknowledgements --------------------------------------------------------------------
     def collect(self) -> None:
@@ -466,10 +363,14 @@ class _Run:
         ck.index = safe
         while self.recent and self.recent[0].first_index + len(self.recent[0].cmds) < safe:
             self.recent.popleft()
-        for seg in self.recent:
+        for seg in self.recent if self.opts.checkpoint else ():
             if seg.first_index < safe <= seg.first_index + len(seg.cmds):
-                cmd = seg.cmds[safe - seg.first_index - 1]
-                ck.file, ck.offset = cmd.file, cmd.offset + cmd.size
+                k = safe - seg.first_index - 1
+                if type(seg.cmds) is RawCmds:  # no need to build the run's command objects
+                    ck.file, ck.offset = seg.cmds.file, seg.cmds.end_of(k)
+                else:
+                    cmd = seg.cmds[k]
+                    ck.file, ck.offset = cmd.file, cmd.offset + cmd.size
                 break
         ck.done = done
         self.last_ckpt = safe
@@ -536,6 +437,14 @@ class _Run:
         res.bytes_sent = sum(c.bytes_sent for c in sender.conns.values())
         res.per_node = {name: c.received for name, c in sender.conns.items()}
         res.total_commands = self.source.stats.commands
+        if isinstance(sender, Cluster):
+            res.cross_slot = dict(sorted(sender.cross_slot.items()))
+            if sender.split_txns:
+                res.source.warnings.append(
+                    f"{sender.split_txns} MULTI/EXEC transaction(s) touching several slots were "
+                    "split into one transaction per slot: a cluster cannot keep them atomic "
+                    "across slots"
+                )
         res.interrupted = interrupted and self.stop_error is None
         finished = not interrupted and self.stop_error is None
         self.check_resume_point()
@@ -590,7 +499,9 @@ class _Run:
         """Count and route only: nothing is sent."""
         assert self.sender is not None
         per_node: Counter[str] = Counter()
-        cross = 0
+        cross: Counter[str] = Counter()
+        refused = 0
+        split_txns = 0
         refused_db: set[int] = set()
         bytes_total = 0
         for seg in self.source.segments():
@@ -599,19 +510,21 @@ class _Run:
                 refused_db.add(seg.db)
             if isinstance(self.sender, Cluster):
                 cmap = self.sender.map
-                try:
-                    if seg.txn:
+                if seg.txn:
+                    try:
                         slot = cmap.slot_of_all([c.argv for c in seg.cmds])
                         per_node[cmap.node_of(slot) if slot >= 0 else "all"] += len(seg.cmds)
                         continue
-                except CrossSlot:
-                    cross += len(seg.cmds)
-                    continue
+                    except CrossSlot:
+                        split_txns += 1
                 for c in seg.cmds:
                     try:
                         slot = cmap.slot_of(c.argv)
                     except CrossSlot:
-                        cross += 1
+                        if split_by_slot(c.argv) is not None or handled(c.argv):
+                            cross[c.argv[0].decode(errors="replace").upper()] += 1
+                        else:
+                            refused += 1
                         continue
                     per_node[cmap.node_of(slot) if slot >= 0 else "all primaries"] += 1
             else:
@@ -623,6 +536,8 @@ class _Run:
             "bytes": bytes_total,
             "per_db": dict(sorted(st.dbs.items())),
             "per_node": dict(sorted(per_node.items())),
-            "cross_slot": cross,
+            "cross_slot": dict(sorted(cross.items())),  # replayed as their per-slot effects
+            "cross_slot_refused": refused,
+            "cross_slot_transactions": split_txns,  # split per slot
             "refused_dbs": sorted(refused_db),
         }

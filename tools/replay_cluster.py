@@ -4,15 +4,16 @@ Each command goes to the primary owning the slot of its keys (key positions from
 command table, ``engine.commands.table.lookup(argv).key_positions(argv)``; slot from
 ``persistence.crc.key_slot``). Commands without keys that change data (FLUSHALL, FLUSHDB,
 FUNCTION LOAD ...) go to every primary. A command whose keys hash to different slots, or a
-transaction spanning slots, cannot run on a cluster (src/cluster.c getNodeByQuery: CROSSSLOT)
-and is refused with :class:`CrossSlot`. ``MOVED`` / ``ASK`` / ``TRYAGAIN`` replies are handled by
+transaction spanning slots, cannot run on a cluster as such (src/cluster.c getNodeByQuery:
+CROSSSLOT): :meth:`ClusterMap.slot_of` raises :class:`CrossSlot` and tools/replay_xslot.py
+replays its effect instead. ``MOVED`` / ``ASK`` / ``TRYAGAIN`` replies are handled by
 the replayer: it drains every connection, refreshes this map and re-sends the redirected
 commands in their original order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from engine.commands.table import Command, lookup
 from persistence.crc import key_slot
@@ -35,7 +36,10 @@ class ClusterMap:
         self.seed = seed
         self.slots: list[str | None] = [None] * SLOTS
         self.primaries: list[str] = []
-        self._simple: dict[bytes, int] = {}  # argv[0] -> key index for one-key commands
+        self.owner: list[int] = [-1] * SLOTS
+        self.simple_keys: dict[bytes, int] = {}  # argv[0] -> key index for one-key commands
+        self._not_simple: set[bytes] = set()
+        self.crc16, self.crc16_table = _crc16_parts()
         self.refresh()
 
     def refresh(self) -> None:
@@ -78,6 +82,8 @@ class ClusterMap:
                 slots[s] = name
         self.slots = slots
         self.primaries = primaries
+        index = {name: i for i, name in enumerate(primaries)}
+        self.owner = [-1 if n is None else index[n] for n in slots]  # slot -> primaries index
 
     def conn(self, name: str) -> Conn:
         c = self.conns.get(name)
@@ -96,14 +102,14 @@ class ClusterMap:
 
     def slot_of(self, argv: list[bytes]) -> int:
         """The slot of the command's keys, :data:`NO_KEY` without keys; raises CrossSlot."""
-        i = self._simple.get(argv[0])
+        i = self.simple_keys.get(argv[0])
         if i is not None and len(argv) > i:
             return key_slot(argv[i])
         cmd = lookup(argv)
         if cmd is None:
             return NO_KEY
         if _one_key(cmd) and not cmd.container:
-            self._simple[argv[0]] = cmd.first_key
+            self.simple_keys[argv[0]] = cmd.first_key
         keys = cmd.key_positions(argv)
         if not keys:
             return NO_KEY
@@ -115,6 +121,18 @@ class ClusterMap:
                     f"a cluster refuses (CROSSSLOT)"
                 )
         return slot
+
+    def learn(self, argv: list[bytes]) -> int | None:
+        """The key index of ``argv[0]`` if it names a one-key command (remembered)."""
+        name = argv[0]
+        if name in self._not_simple:
+            return None
+        cmd = lookup(argv)
+        if cmd is not None and _one_key(cmd) and not cmd.container:
+            self.simple_keys[name] = cmd.first_key
+            return cmd.first_key
+        self._not_simple.add(name)
+        return None
 
     def slot_of_all(self, cmds: Sequence[list[bytes]]) -> int:
         """One slot for a whole transaction (NO_KEY if none has keys); raises CrossSlot."""
@@ -136,20 +154,20 @@ class ClusterMap:
             c.close()
 
 
-# multi-key commands whose effect is the same when sent as one command per slot (what cluster
-# clients do for MSET/DEL; the keys are independent): name -> arguments per key
-SPLITTABLE = {b"MSET": 2, b"DEL": 1, b"UNLINK": 1, b"TOUCH": 1}
+def _crc16_parts() -> tuple[Callable[[bytes, int, bytes], int], bytes]:
+    """crcmod's C function and table behind persistence.crc (one Python call less per key in
+    the routing loop); checked against key_slot, else a plain wrapper."""
+    from persistence import crc
 
-
-def split_by_slot(argv: list[bytes]) -> list[tuple[int, list[bytes]]] | None:
-    """A cross-slot MSET/DEL/UNLINK/TOUCH as one command per slot (in first-key order)."""
-    step = SPLITTABLE.get(argv[0].upper())
-    if step is None or (len(argv) - 1) % step:
-        return None
-    groups: dict[int, list[bytes]] = {}
-    for i in range(1, len(argv), step):
-        groups.setdefault(key_slot(argv[i]), []).extend(argv[i : i + step])
-    return [(slot, [argv[0], *args]) for slot, args in groups.items()]
+    d = getattr(crc._crc16_fn, "__defaults__", None)
+    if d and len(d) == 3 and isinstance(d[1], bytes) and callable(d[2]):
+        fn, table = d[2], d[1]
+        try:
+            if all(fn(k, 0, table) & 0x3FFF == key_slot(k) for k in (b"a", b"foo", b"key:1")):
+                return fn, table
+        except TypeError:
+            pass
+    return (lambda key, _crc, _table: crc.crc16(key)), b""
 
 
 def _one_key(cmd: Command) -> bool:

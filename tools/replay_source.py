@@ -15,16 +15,18 @@ an index in emission order; ``skip`` (for ``--resume``) drops the first ``skip``
 
 from __future__ import annotations
 
+import gc
 import os
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
 from engine.commands.table import lookup
 from persistence.aof.encoder import encode_command, record_commands
 from persistence.aof.reader import (
-    AofFileInfo,
+    NOT_LAST_FILE,
+    AofItem,
     AofRecord,
     TornTail,
     parse_syncslots,
@@ -32,10 +34,26 @@ from persistence.aof.reader import (
 )
 from persistence.aof.resp_scan import AofCommand
 from persistence.crc import key_slot
+from persistence.errors import TruncatedError
 from persistence.fileio import open_input
 from persistence.records import FunctionLibrary, KeyRecord, SlotImport
+from tools.replay_fastscan import (
+    EXEC,
+    MULTI,
+    OTHER,
+    PLAIN,
+    SELECT,
+    Bail,
+    InputFile,
+    RawCmds,
+    Run,
+    input_files,
+    scan,
+    split_run,
+)
 
 SEGMENT_MAX = 256
+GC_THRESHOLD = 200_000
 
 _OK, _CLUSTER, _UNKNOWN, _SELECT, _MULTI, _DBARG = 0, 1, 2, 3, 4, 5
 _DB_ARG_COMMANDS = (b"MOVE", b"COPY", b"SWAPDB")  # commands naming a db in their arguments
@@ -56,7 +74,7 @@ Cmd = AofCommand | GenCmd
 
 @dataclass(slots=True)
 class Segment:
-    cmds: list[Cmd]
+    cmds: Sequence[Cmd]  # a list, or a RawCmds view (built on first use)
     data: bytes
     db: int  # target db (mapping applied)
     first_index: int
@@ -68,6 +86,7 @@ class Segment:
 class SourceStats:
     commands: int = 0  # commands emitted (including skipped-for-resume ones)
     skipped_syncslots: int = 0
+    fast_bails: list[str] = field(default_factory=list)  # where the fast scanner stopped
     unknown: Counter[str] = field(default_factory=Counter)
     dropped_import_commands: int = 0
     notes: list[str] = field(default_factory=list)
@@ -121,8 +140,12 @@ class Source:
         verify_checksum: bool = True,
         skip: int = 0,
         remaps: bool = False,
+        fast: bool = True,
+        max_run: int = 1 << 30,
     ) -> None:
         self.path = path
+        self.max_run = max(1, max_run)  # commands per raw segment (checkpoint/rate granularity)
+        self.fast = fast  # RESP files through tools.replay_fastscan
         self.remaps = remaps  # map_db is not the identity: db arguments are mapped too
         self.map_db = map_db
         self.known = known
@@ -140,74 +163,141 @@ class Source:
 
     # -- public ------------------------------------------------------------------------------
     def segments(self) -> Iterator[Segment]:
+        # the argv lists of a run live until it is sent: with the default threshold the cyclic
+        # GC scans (and promotes) them over and over, a fifth of the fast path's time
+        threshold = gc.get_threshold()
+        gc.set_threshold(max(threshold[0], GC_THRESHOLD), *threshold[1:])
         try:
             yield from self._segments()
         finally:
+            gc.set_threshold(*threshold)
             if self._raw is not None:
                 self._raw.close()
 
     # -- internals ---------------------------------------------------------------------------
     def _segments(self) -> Iterator[Segment]:
-        batches = read_aof_batches(
-            self.path, verify_checksum=self.verify_checksum, allow_torn_tail=True
-        )
+        files = input_files(self.path)
         gen: list[Cmd] = []
-        gen_db = 0
-        for batch in batches:
-            first = batch[0]
-            if type(first) is AofCommand:
-                if gen:
-                    yield from self._emit_generated(gen, gen_db)
-                    gen = []
-                yield from self._commands(batch)  # type: ignore[arg-type]
-            elif isinstance(first, AofRecord):
-                for item in batch:
-                    assert isinstance(item, AofRecord)
-                    ev = item.event
-                    if isinstance(ev, KeyRecord):
-                        db = self.map_db(ev.db)
-                        if gen and db != gen_db:
-                            yield from self._emit_generated(gen, gen_db)
-                            gen = []
-                        gen_db = db
-                        for argv in record_commands(ev):
-                            gen.append(GenCmd(argv, item.file, ev.offset or 0, 0))
-                    elif isinstance(ev, FunctionLibrary):
-                        gen.append(GenCmd([b"FUNCTION", b"LOAD", ev.code], item.file, 0, 0))
-                    elif isinstance(ev, SlotImport):
-                        self._imports[ev.job_name] = (list(ev.ranges), [])
-                    if len(gen) >= SEGMENT_MAX:
-                        yield from self._emit_generated(gen, gen_db)
-                        gen = []
-            elif isinstance(first, AofFileInfo):
-                if gen:
-                    yield from self._emit_generated(gen, gen_db)
-                    gen = []
-                if self._raw is not None:
-                    self._raw.close()
-                    self._raw = None
-                self.stats.files.append(first.name)
-                self._file_base = self.input_done = self._file_base + (
-                    self._file_size if self.stats.files[:-1] else 0
-                )
-                self._file_size = first.size
-                if first.format != "empty":
-                    self._raw = RangeReader(first.path)
-            elif isinstance(first, TornTail):
-                t = first
-                what = "incomplete MULTI/EXEC" if t.kind == "multi" else "truncated command"
-                self.stats.warnings.append(
-                    f"{t.file}: {what} at offset {t.offset} not replayed, as valkey-server "
-                    f"(aof-load-truncated yes) would not load it ({t.detail})"
-                )
+        gen_db = [0]
+        for i, f in enumerate(files):
+            last = i == len(files) - 1
+            name = str(f.path) if f.kind == "single" else f.name
+            with open_input(f.path) as fh:
+                head = fh.read(9)
+                fmt = "empty" if not head else "resp"
+                if head.startswith((b"REDIS", b"VALKEY")):
+                    fmt = "rdb"
+                self._start_file(f, fmt, name)
+                if fmt == "resp" and self.fast:
+                    fh.seek(0)
+                    bail = yield from self._fast_file(fh, name)
+                    if bail is None:
+                        continue
+                    self.stats.fast_bails.append(f"{name} offset {bail.offset}: {bail.reason}")
+                    skip_before: int = bail.offset
+                elif fmt == "empty":
+                    continue
+                else:
+                    skip_before = 0
+            batches = read_aof_batches(
+                f.path, verify_checksum=self.verify_checksum, allow_torn_tail=True
+            )
+            yield from self._batches(batches, gen, gen_db, name, last, skip_before)
         if gen:
-            yield from self._emit_generated(gen, gen_db)
+            yield from self._emit_generated(list(gen), gen_db[0])
         for job, (_, held) in self._imports.items():
             self.stats.dropped_import_commands += len(held)
             self.stats.notes.append(
                 f"slot import {job.decode(errors='replace')} never finished: its "
                 f"{len(held)} command(s) were not replayed (a restarted valkey-server drops them)"
             )
+
+    def _start_file(self, f: InputFile, fmt: str, name: str) -> None:
+        if self._raw is not None:
+            self._raw.close()
+            self._raw = None
+        self.stats.files.append(f.name)
+        self._file_base = self.input_done = self._file_base + (
+            self._file_size if self.stats.files[:-1] else 0
+        )
+        self._file_size = f.path.stat().st_size
+        if fmt != "empty":
+            self._raw = RangeReader(str(f.path))
+
+    def _scan_code(self, name: bytes) -> int:
+        code = self._code(name)
+        if code == _OK:
+            return EXEC if name.upper() == b"EXEC" else PLAIN
+        return {_SELECT: SELECT, _MULTI: MULTI}.get(code, OTHER)
+
+    def _fast_file(self, fh: BinaryIO, name: str) -> Generator[Segment, None, Bail | None]:
+        """A RESP file through the fast scanner; returns its Bail, if any."""
+        map_db = self.map_db
+        for out in scan(fh, name, self._scan_code, self._imports):
+            if type(out) is Run:
+                runs = [out] if len(out.cmds) <= self.max_run else split_run(out, self.max_run)
+                for r in runs:
+                    cmds = r.cmds
+                    yield from self._finish(Segment(cmds, r.data, map_db(cmds.db), self._index))
+            elif type(out) is Bail:
+                return out
+            else:
+                assert isinstance(out, list)
+                yield from self._commands(out)
+        return None
+
+    def _batches(
+        self, batches: Iterator[list[AofItem]], gen: list[Cmd], gen_db: list[int], name: str,
+        last: bool, skip_before: int,
+    ) -> Iterator[Segment]:  # fmt: skip
+        """One file through the exact reader (``skip_before``: the fast scanner's part)."""
+        for batch in batches:
+            first = batch[0]
+            if type(first) is AofCommand:
+                if gen:
+                    yield from self._emit_generated(list(gen), gen_db[0])
+                    gen.clear()
+                cmds: list[AofCommand] = batch  # type: ignore[assignment]
+                if skip_before:
+                    if first.offset < skip_before:
+                        cmds = [c for c in cmds if c.offset >= skip_before]
+                        if not cmds:
+                            continue
+                    else:
+                        skip_before = 0
+                for c in cmds:
+                    c.file = name
+                yield from self._commands(cmds)
+            elif isinstance(first, AofRecord):
+                for item in batch:
+                    assert isinstance(item, AofRecord)
+                    ev = item.event
+                    if isinstance(ev, KeyRecord):
+                        db = self.map_db(ev.db)
+                        if gen and db != gen_db[0]:
+                            yield from self._emit_generated(list(gen), gen_db[0])
+                            gen.clear()
+                        gen_db[0] = db
+                        for argv in record_commands(ev):
+                            gen.append(GenCmd(argv, name, ev.offset or 0, 0))
+                    elif isinstance(ev, FunctionLibrary):
+                        gen.append(GenCmd([b"FUNCTION", b"LOAD", ev.code], name, 0, 0))
+                    elif isinstance(ev, SlotImport):
+                        self._imports[ev.job_name] = (list(ev.ranges), [])
+                    if len(gen) >= SEGMENT_MAX:
+                        yield from self._emit_generated(list(gen), gen_db[0])
+                        gen.clear()
+            elif isinstance(first, TornTail):
+                t = first
+                what = "incomplete MULTI/EXEC" if t.kind == "multi" else "truncated command"
+                if not last:
+                    raise TruncatedError(
+                        f"Fatal error: {NOT_LAST_FILE} ({t.detail})", file=name, offset=t.offset
+                    )
+                self.stats.warnings.append(
+                    f"{name}: {what} at offset {t.offset} not replayed, as valkey-server "
+                    f"(aof-load-truncated yes) would not load it ({t.detail})"
+                )
 
     def _code(self, name: bytes) -> int:
         code = self._codes.get(name)
@@ -373,8 +463,12 @@ class Source:
 
     def _finish(self, seg: Segment) -> Iterator[Segment]:
         n = len(seg.cmds)
-        last = seg.cmds[-1]
-        self.input_done = self._file_base + last.offset + last.size
+        cmds = seg.cmds
+        if type(cmds) is RawCmds:
+            self.input_done = self._file_base + cmds.end
+        else:
+            last = cmds[-1]
+            self.input_done = self._file_base + last.offset + last.size
         if seg.first_index < self.skip <= seg.first_index + n:
             self.at_skip = seg.cmds[self.skip - seg.first_index - 1]
         self._index += n
@@ -387,5 +481,5 @@ class Source:
                 raise AssertionError("checkpoint inside a transaction")
             cut = self.skip - seg.first_index
             drop = sum(c.size for c in seg.cmds[:cut])
-            seg = Segment(seg.cmds[cut:], seg.data[drop:], seg.db, self.skip)
+            seg = Segment(list(seg.cmds[cut:]), seg.data[drop:], seg.db, self.skip)
         yield seg

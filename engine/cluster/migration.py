@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Callable, Iterable
-from typing import Final
+from typing import Any, Final, Protocol
 
 from engine import errors as E
 from engine.cluster import syncslots as S
@@ -66,6 +66,7 @@ __all__ = [
     "Job",
     "JobState",
     "MigrationConfig",
+    "MigrationHost",
     "PauseWrites",
     "Propagate",
     "ResumeWrites",
@@ -75,14 +76,56 @@ __all__ = [
     "TakeOwnership",
     "TargetJob",
     "UnhideSlots",
+    "config_from",
     "encode_snapshot",
     "owner_of_ranges",
 ]
 
 LOG_MAX_LEN: Final = 1000  # cluster-slot-migration-log-max-len default
 
+
+def _register_config() -> None:
+    """The settings of spec 3.2, registered with the config table (valkey.conf, CONFIG SET)
+    unless engine/config.py already has them."""
+    from engine.config import BY_NAME, PARAMS, Param
+
+    for p in (
+        Param("repl-timeout", "int", 60),
+        Param("cluster-manual-failover-timeout", "int", 5000),
+        Param("slot-migration-max-failover-repl-bytes", "int", 0),
+        Param("cluster-slot-migration-log-max-len", "int", LOG_MAX_LEN),
+    ):
+        if p.name not in BY_NAME:
+            PARAMS.append(p)
+            BY_NAME[p.name] = p
+
+
+_register_config()
+
+
+def config_from(values: Callable[[str], Any]) -> MigrationConfig:
+    """MigrationConfig from the server's settings (``values(name)``)."""
+    return MigrationConfig(
+        repl_timeout_ms=int(values("repl-timeout")) * 1000,
+        mf_timeout_ms=int(values("cluster-manual-failover-timeout")),
+        max_failover_repl_bytes=int(values("slot-migration-max-failover-repl-bytes")),
+    )
+
 OwnerOf = Callable[[int], bytes | None]
 Outcome = list[tuple[Job, list[Action]]]
+
+
+class MigrationHost(Protocol):
+    """What the CLUSTER command handlers (engine/commands/cluster.py) ask of the server's
+    migration I/O (engine/server/migration_io.py), found at ``engine.migration``."""
+
+    def migrate_slots(self, client_id: int, argv: list[bytes], now_ms: int) -> Any: ...
+
+    def syncslots(self, client_id: int, argv: list[bytes], now_ms: int) -> Any: ...
+
+    def cancel(self, now_ms: int) -> Any: ...
+
+    def entries(self) -> list[dict[bytes, bytes | int]]: ...
 
 
 def owner_of_ranges(ranges: S.Ranges, owner_of: OwnerOf) -> bytes | None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 CLUSTER_SLOTS = 16384
 NAMELEN = 40
@@ -66,6 +67,7 @@ class NodeRecord:
     client_tls_port: int = 0
     repl_offset: int = 0
     numslots: int = 0
+    ctime: int = 0  # when the record was created (ms): the handshake timeout counts from it
 
     @property
     def myself(self) -> bool:
@@ -121,6 +123,15 @@ class ClusterState:
         self.messages_sent: dict[str, int] = {}
         self.messages_received: dict[str, int] = {}
         self.stats: dict[str, int] = {}
+        # bumped by every change of a slot's owner (the bus caches per-node slot ranges by it)
+        self.slots_version = 0
+        self._ranges_version = -1
+        self._ranges: dict[str, bytes] = {}
+        # set by the cluster bus (engine/server/cluster_bus.py): ``announce`` is called after a
+        # local change that other nodes must hear about now; ``bus_hook`` gets the outcome of
+        # every message received by the CLUSTER BUS handler
+        self.announce_hook: Callable[[], None] | None = None
+        self.bus_hook: Callable[[Any], None] | None = None
         self.myself = myself
         myself.flags.add("myself")
         self.add_node(myself)
@@ -147,6 +158,19 @@ class ClusterState:
 
     def lookup(self, name: str) -> NodeRecord | None:
         return self.nodes.get(name)
+
+    def rename_node(self, node: NodeRecord, name: str) -> None:
+        """clusterRenameNode: a handshake node gets the name its PONG announced."""
+        self.nodes.pop(node.name, None)
+        node.name = name
+        self.nodes[name] = node
+        self.slots_version += 1  # the ranges cache is keyed by name
+        self.todo_save = True
+
+    def announce(self) -> None:
+        """A local change other nodes must hear about at once (the bus broadcasts a PONG)."""
+        if self.announce_hook is not None:
+            self.announce_hook()
 
     def del_node(self, node: NodeRecord) -> None:
         """clusterDelNode: its slots become unassigned, open slots pointing at it close."""
@@ -202,6 +226,7 @@ class ClusterState:
             return False
         self.slots[slot] = node
         node.numslots += 1
+        self.slots_version += 1
         self.todo_save = True
         return True
 
@@ -212,6 +237,7 @@ class ClusterState:
             return False
         self.slots[slot] = None
         n.numslots -= 1
+        self.slots_version += 1
         self.todo_save = True
         return True
 
@@ -233,6 +259,17 @@ class ClusterState:
                 out.append((start, j - 1))
                 start = -1
         return out
+
+    def ranges_text(self, node: NodeRecord) -> bytes:
+        """``node``'s slots as the bus announces them: ``0-5460,5462`` (b"" for none), cached
+        until a slot changes owner."""
+        if self._ranges_version != self.slots_version:
+            acc: dict[str, list[str]] = {}
+            for start, end, n in self.owner_runs():
+                acc.setdefault(n.name, []).append(f"{start}" if start == end else f"{start}-{end}")
+            self._ranges = {k: ",".join(v).encode() for k, v in acc.items()}
+            self._ranges_version = self.slots_version
+        return self._ranges.get(node.name, b"")
 
     def owner_runs(self) -> Iterator[tuple[int, int, NodeRecord]]:
         """(start, end, owner) for every run of consecutive slots with one owner

@@ -4,8 +4,9 @@ src/cluster_legacy.c clusterCommandSpecial).
 They read and change ``engine.cluster`` (:class:`~engine.cluster.slots.ClusterState`). A change
 that must reach nodes.conf sets ``cluster.todo_save``; the server writes the file. CLUSTER MEET
 records the node in handshake state; the bus link that completes the handshake is the server's.
-Not here yet: REPLICATE, FAILOVER, SLOT-STATS and the atomic migration subcommands
-(MIGRATESLOTS, GETSLOTMIGRATIONS, CANCELSLOTMIGRATIONS, SYNCSLOTS).
+The atomic migration subcommands (MIGRATESLOTS, GETSLOTMIGRATIONS, CANCELSLOTMIGRATIONS,
+SYNCSLOTS) hand over to ``engine.migration`` (the server's). Not here yet: REPLICATE, FAILOVER,
+SLOT-STATS.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import ipaddress
 from typing import Any
 
 from engine import errors as E
+from engine.cluster.migration import MigrationHost
 from engine.cluster.nodes_conf import cluster_nodes, info_text, node_line
 from engine.cluster.slots import CLUSTER_SLOTS, PORT_INCR, ClusterState, NodeRecord
 from engine.commands.table import TABLE, command, container
@@ -113,6 +115,7 @@ def _changed(ctx: Ctx, cluster: ClusterState) -> None:
     """clusterDoBeforeSleep(CLUSTER_TODO_UPDATE_STATE | CLUSTER_TODO_SAVE_CONFIG)."""
     cluster.todo_save = True
     _update(ctx, cluster)
+    cluster.announce()  # the bus tells every node now (engine/server/cluster_bus.py)
 
 
 def _update(ctx: Ctx, cluster: ClusterState) -> None:
@@ -479,7 +482,7 @@ def cluster_meet(ctx: Ctx, argv: list[bytes]) -> Any:
             return OK
     node = NodeRecord(
         cluster.random_hex(), ip=ip, port=port, cport=cport, flags={"handshake", "meet"},
-        shard_id=cluster.random_hex(),
+        shard_id=cluster.random_hex(), ctime=ctx.now_ms,
     )  # fmt: skip
     cluster.add_node(node)
     return OK
@@ -533,6 +536,8 @@ def cluster_reset(ctx: Ctx, argv: list[bytes]) -> Any:
 def cluster_bumpepoch(ctx: Ctx, argv: list[bytes]) -> Any:
     cluster = _cluster(ctx)
     bumped = cluster.bump_epoch()
+    if bumped:
+        cluster.announce()
     word = b"BUMPED" if bumped else b"STILL"
     return SimpleString(b"%s %d" % (word, cluster.myself.config_epoch))
 
@@ -585,6 +590,38 @@ def cluster_flushslot(ctx: Ctx, argv: list[bytes]) -> Any:
     return OK
 
 
+# -- atomic slot migration (spec 3.1; the I/O is engine/server/migration_io.py) -------------
+def _migration(ctx: Ctx) -> MigrationHost:
+    _cluster(ctx)
+    host: MigrationHost | None = ctx.engine.migration
+    if host is None:  # an engine without a server: nothing can move
+        raise CommandError(E.ERR_NO_MIGRATIONS)
+    return host
+
+
+@command("cluster|migrateslots", -4, _ADMIN, acl=_ADMIN_ACL)
+def cluster_migrateslots(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _migration(ctx).migrate_slots(ctx.client.id, argv, ctx.now_ms)
+
+
+@command("cluster|getslotmigrations", 2, _ADMIN, acl=_ADMIN_ACL)
+def cluster_getslotmigrations(ctx: Ctx, argv: list[bytes]) -> Any:
+    _cluster(ctx)
+    host: MigrationHost | None = ctx.engine.migration
+    return [] if host is None else host.entries()
+
+
+@command("cluster|cancelslotmigrations", 2, _ADMIN, acl=_ADMIN_ACL)
+def cluster_cancelslotmigrations(ctx: Ctx, argv: list[bytes]) -> Any:
+    return _migration(ctx).cancel(ctx.now_ms)
+
+
+@command("cluster|syncslots", -3, _ADMIN + " may_replicate", acl=_ADMIN_ACL)
+def cluster_syncslots(ctx: Ctx, argv: list[bytes]) -> Any:
+    """ESTABLISH turns this connection into an import link; FINISH closes a tracking job."""
+    return _migration(ctx).syncslots(ctx.client.id, argv, ctx.now_ms)
+
+
 # -- connection flags -----------------------------------------------------------------------
 @command("asking", 1, "fast", acl="@fast @connection")
 def asking(ctx: Ctx, argv: list[bytes]) -> Any:
@@ -603,3 +640,7 @@ def readonly(ctx: Ctx, argv: list[bytes]) -> Any:
 def readwrite(ctx: Ctx, argv: list[bytes]) -> Any:
     ctx.client.flags.discard("readonly")
     return OK
+
+
+# the internal CLUSTER BUS subcommand (the cluster bus on the client port)
+from engine.commands import cluster_link as _cluster_link  # noqa: E402, F401

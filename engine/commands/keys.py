@@ -45,6 +45,7 @@ from engine.errors import (
 from engine.keyspace import Database, Keyspace
 from engine.types.base import type_info, type_name
 from engine.types.strings import key_encoding
+from persistence.crc import key_slot
 from persistence.errors import FormatError
 from persistence.rdb.dump import dump_payload, load_payload, verify_payload
 from persistence.rdb.glob import glob_match
@@ -305,11 +306,14 @@ def keys(ctx: Ctx, argv: list[bytes]) -> Any:
     loading = ctx.engine.loading
     every = pattern == b"*"
     out: list[bytes] = []
+    hidden = ctx.engine.keyspace.hidden_slots  # keys being imported are not listed (spec 3.10)
     for key in db.data:
         if expires and not loading:
             exp = expires.get(key)
             if exp is not None and now > exp:
                 continue
+        if hidden and key_slot(key) in hidden:
+            continue
         if every or glob_match(pattern, key):
             out.append(key)
     return out
@@ -321,6 +325,8 @@ def randomkey(ctx: Ctx, argv: list[bytes]) -> Any:
     a dict has no random access."""
     db = ctx.db
     tries = 0
+    if ctx.engine.keyspace.hidden_slots:  # keys being imported are never picked (spec 3.10)
+        return _randomkey_visible(ctx, db)
     while db.data:
         n = len(db.data)
         key = next(islice(db.data, random.randrange(n), None))
@@ -331,6 +337,15 @@ def randomkey(ctx: Ctx, argv: list[bytes]) -> Any:
             if db.lookup(ctx, key) is None:
                 continue
         return key
+    return None
+
+
+def _randomkey_visible(ctx: Ctx, db: Database) -> bytes | None:
+    keys_ = [k for k in db.data if db.visible(k)]
+    random.shuffle(keys_)
+    for key in keys_:
+        if key not in db.expires or db.lookup(ctx, key) is not None:
+            return key
     return None
 
 
@@ -411,8 +426,9 @@ def scan(ctx: Ctx, argv: list[bytes]) -> Any:
     end = min(pos + count, len(keys_))
     out: list[bytes] = []
     data = db.data
+    hidden = ks.hidden_slots  # keys being imported are not listed (spec 3.10)
     for key in keys_[pos:end]:
-        if key not in data:
+        if key not in data or (hidden and key_slot(key) in hidden):
             continue
         if pattern is not None and not glob_match(pattern, key):
             continue

@@ -6,14 +6,11 @@ engine's command table with expiry off); otherwise ``dump.rdb`` if present. A to
 is cut off on disk and logged (``aof-load-truncated yes``); any other damage stops the start with
 the file, the offset and a hint to run ``valkey-aof check --fix``.
 
-Appending: every execution unit's effects go through the one encoder into the current incr file,
-with SELECT when the db changes (src/aof.c feedAppendOnlyFile). The server calls
-:meth:`AofWriter.flush` once per event-loop turn before it sends replies, so ``appendfsync
-always`` is a group commit: one write + one fsync for every client served in that turn.
-``everysec`` fsyncs from a background thread once a second; ``no`` leaves it to the OS.
-
-BGREWRITEAOF is in ``rewrite.py``, SAVE/BGSAVE in ``snapshot.py``; :class:`Durability` runs
-them (one child at a time), polls the child from the cron and answers INFO persistence.
+Appending (the incr file, fsync policies, write errors) is ``aof_writer.py``; BGREWRITEAOF is
+``rewrite.py``, SAVE/BGSAVE ``snapshot.py``. :class:`Durability` runs the children (one at a
+time), polls them from the cron, answers INFO persistence, turns ``appendonly`` on and off at
+runtime (src/aof.c startAppendOnly/stopAppendOnly) and keeps ``engine.disk_error``, the MISCONF
+refusal of writes while the server can't persist (src/server.c writeCommandsDeniedByDiskError).
 """
 
 from __future__ import annotations
@@ -23,43 +20,29 @@ import gc
 import logging
 import os
 import signal
-import threading
 import time
 from pathlib import Path
+from typing import Any
 
-from engine.context import Effect
 from engine.engine import Engine
+from engine.errors import AOF_ENABLE_FAILED, MISCONF_RDB, CommandError, misconf_aof
 from engine.loader import Loader
 from engine.loader import LoadError as EngineLoadError
 from engine.server import rewrite, snapshot
-from engine.server.snapshot import rdb_options
-from persistence.aof.dirwriter import BaseFormat, write_aof_dir
-from persistence.aof.encoder import encode_command, timestamp_annotation
-from persistence.aof.manifest import (
-    Manifest,
-    ManifestEntry,
-    base_name,
-    format_manifest,
-    incr_name,
-    manifest_name,
-    read_manifest,
-    temp_manifest_name,
-)
+from engine.server.aof_writer import AofWriter, aof_dir, split_held, upgrade_old_aof
+from persistence.aof.manifest import manifest_name
 from persistence.aof.reader import read_aof_batches
-from persistence.atomic import atomic_file
 from persistence.errors import PersistenceError
 from persistence.rdb.reader import read_rdb
-from persistence.records import KeyRecord
+from persistence.records import KeyRecord, StringRecords
+
+__all__ = ["AofWriter", "Durability", "LoadError", "aof_dir", "load_data", "split_held"]
 
 log = logging.getLogger("valkey-engine")
 
 
 class LoadError(Exception):
     """The data directory cannot be loaded; the server must not start."""
-
-
-def aof_dir(engine: Engine) -> Path:
-    return Path(str(engine.config["dir"])) / str(engine.config["appenddirname"])
 
 
 def load_data(engine: Engine) -> str:
@@ -70,14 +53,18 @@ def load_data(engine: Engine) -> str:
     rdb = Path(cfg["dir"]) / cfg["dbfilename"]
     engine.loading = True
     try:
+        upgrade_old_aof(engine)
         if cfg["appendonly"] and manifest.exists():
             n = _load_aof(engine, d)
             return f"DB loaded from append only file: {n} commands"
         if rdb.exists():
             n = 0
             try:
-                for ev in read_rdb(rdb, verify_checksum=cfg["rdbchecksum"]):
-                    if isinstance(ev, KeyRecord):
+                for ev in read_rdb(rdb, verify_checksum=cfg["rdbchecksum"], string_runs=True):
+                    if type(ev) is StringRecords:
+                        engine.keyspace.load_strings(ev)
+                        n += len(ev.keys)
+                    elif isinstance(ev, KeyRecord):
                         engine.keyspace.load_record(ev)
                         n += 1
             except PersistenceError as e:
@@ -100,7 +87,8 @@ def _load_aof(engine: Engine, d: Path) -> int:
     loader = Loader(engine)
     try:
         batches = read_aof_batches(d, verify_checksum=engine.config["rdbchecksum"],
-                                   allow_torn_tail=engine.config["aof-load-truncated"])  # fmt: skip
+                                   allow_torn_tail=engine.config["aof-load-truncated"],
+                                   string_runs=True)  # fmt: skip
         result = loader.load(batches)
     except EngineLoadError as e:
         raise LoadError(f"Error reading the append only file {e.file} at offset {e.offset}: "
@@ -117,168 +105,6 @@ def _load_aof(engine: Engine, d: Path) -> int:
     return result.commands
 
 
-class AofWriter:
-    """The current incr file: appends, the fsync policy, the manifest and the AOF sizes."""
-
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        cfg = engine.config
-        self.dir = aof_dir(engine)
-        self.prefix = str(cfg["appendfilename"])
-        self.fd = -1
-        self.buf: list[bytes] = []
-        self.selected_db = -1
-        self.last_ts = 0
-        self.unsynced = False
-        self.lock = threading.Lock()
-        self.stop = threading.Event()
-        self.thread: threading.Thread | None = None
-        self.current_file: Path | None = None
-        self.manifest = Manifest()
-        self.incr_size = 0  # bytes in the current incr file
-        self.current_size = 0  # aof_current_size: base + every incr
-        self.base_size = 0  # aof_rewrite_base_size: aof_current_size after the last rewrite
-        self.write_ok = True  # aof_last_write_status
-        self.delayed_fsync = 0
-
-    def file_size(self, name: str) -> int:
-        try:
-            return os.path.getsize(self.dir / name)
-        except OSError:
-            return 0
-
-    def open(self) -> None:
-        """Open the manifest's last incr file for appending, creating the directory if needed
-        (src/aof.c aofOpenIfNeededOnServerStart: a base of the current data, seq 1, and an
-        empty incr file)."""
-        manifest = self.dir / manifest_name(self.prefix)
-        if not manifest.exists():
-            base: BaseFormat = "rdb" if self.engine.config["aof-use-rdb-preamble"] else "aof"
-            ts = int(time.time()) if self.engine.config["aof-timestamp-enabled"] else None
-            opts = rdb_options(self.engine, aof_base=True)
-            write_aof_dir(self.dir, self.engine.keyspace.records(), base=base, prefix=self.prefix,
-                          timestamp=ts, rdb_options=opts)  # fmt: skip
-            log.info("Creating AOF base file %s on server start",
-                     base_name(self.prefix, 1, rdb=base == "rdb"))  # fmt: skip
-        self.manifest = m = read_manifest(manifest)
-        self.current_file = self.dir / m.incrs[-1].name
-        self.fd = os.open(self.current_file, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        self.incr_size = os.fstat(self.fd).st_size
-        # src/aof.c loadAppendOnlyFiles: aof_current_size = aof_rewrite_base_size = all files
-        self.current_size = self.base_size = sum(self.file_size(e.name) for e in m.files())
-        self.selected_db = -1
-        if self.engine.config["appendfsync"] == "everysec":
-            self.thread = threading.Thread(target=self._fsync_loop, name="aof-fsync", daemon=True)
-            self.thread.start()
-
-    def persist_manifest(self, m: Manifest) -> None:
-        """Write the manifest as temp-<name>.manifest, fsync, rename, fsync the directory."""
-        path = self.dir / manifest_name(self.prefix)
-        with atomic_file(path, temp_name=temp_manifest_name(self.prefix)) as f:
-            f.write(format_manifest(m))
-        self.manifest = m
-
-    def open_new_incr(self) -> None:
-        """src/aof.c openNewIncrAofForAppend: seq + 1, persisted in the manifest, then appends
-        go there; the old file is fsynced and closed in the background."""
-        self.flush()
-        m = self.manifest
-        seq = (m.incrs[-1].seq if m.incrs else 0) + 1
-        name = incr_name(self.prefix, seq)
-        fd = os.open(self.dir / name, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            new = Manifest(base=m.base, history=list(m.history),
-                           incrs=[*m.incrs, ManifestEntry(name, seq, "i")])  # fmt: skip
-            self.persist_manifest(new)
-        except OSError:
-            os.close(fd)
-            raise
-        with self.lock:
-            old, self.fd = self.fd, fd
-            self.unsynced = False
-        self.current_file = self.dir / name
-        self.incr_size = 0
-        self.selected_db = -1  # src/aof.c: the first command in the new file gets a SELECT
-        self.last_ts = 0  # spec 8.6: every incr file gets a #TS: at its first write
-        log.info("Creating AOF incr file %s on background rewrite", name)
-        if old >= 0:
-            policy = self.engine.config["appendfsync"]
-            threading.Thread(target=_close_fd, args=(old, policy != "always"), daemon=True).start()
-
-    def feed(self, effects: list[Effect]) -> None:
-        buf = self.buf
-        if self.engine.config["aof-timestamp-enabled"]:
-            now = int(time.time())
-            if now > self.last_ts:
-                buf.append(timestamp_annotation(now))
-                self.last_ts = now
-        for db, argv in effects:
-            if db != -1 and db != self.selected_db:
-                buf.append(encode_command([b"SELECT", b"%d" % db]))
-                self.selected_db = db
-            buf.append(encode_command(argv))
-
-    def flush(self) -> None:
-        """Write what was fed (and fsync with ``appendfsync always``)."""
-        if not self.buf or self.fd < 0:
-            return
-        data = b"".join(self.buf)
-        self.buf.clear()
-        view = memoryview(data)
-        try:
-            while view:
-                n = os.write(self.fd, view)
-                view = view[n:]
-                self.incr_size += n
-                self.current_size += n
-            if self.engine.config["appendfsync"] == "always":
-                os.fsync(self.fd)
-            else:
-                self.unsynced = True
-        except OSError as e:
-            self.write_ok = False
-            if self.engine.config["appendfsync"] == "always":
-                # src/aof.c flushAppendOnlyFile: no reply may leave without its write on disk
-                log.warning("Can't recover from AOF write error when the AOF fsync policy is "
-                            "'always' (%s). Exiting...", e)  # fmt: skip
-                os._exit(1)
-            log.warning("Error writing to the AOF file: %s", e)
-            self.buf.append(bytes(view))  # retried at the next flush
-            return
-        self.write_ok = True
-
-    def _fsync_loop(self) -> None:
-        while not self.stop.wait(1.0):
-            if self.unsynced and self.fd >= 0:
-                with self.lock:  # open_new_incr swaps the fd under this lock
-                    self.unsynced = False
-                    try:
-                        os.fsync(self.fd)
-                    except OSError as e:  # the loop must survive a bad disk; INFO will tell
-                        self.write_ok = False
-                        log.warning("AOF fsync failed: %s", e)
-
-    def close(self) -> None:
-        self.flush()
-        self.stop.set()
-        with self.lock:
-            if self.fd >= 0:
-                os.fsync(self.fd)
-                os.close(self.fd)
-                self.fd = -1
-
-
-def _close_fd(fd: int, sync: bool) -> None:
-    """src/bio.c BIO_CLOSE_AOF: fsync (unless already done) and close a retired incr file."""
-    try:
-        if sync:
-            os.fsync(fd)
-    except OSError as e:
-        log.warning("Fsync of the previous AOF file failed: %s", e)
-    finally:
-        os.close(fd)
-
-
 # -- the controller: one child at a time --------------------------------------------------
 CHILD_BUSY = "busy"
 
@@ -292,6 +118,7 @@ class Durability:
     def __init__(self, engine: Engine, aof: AofWriter | None) -> None:
         self.engine = engine
         self.aof = aof
+        self.server: Any = None  # the Server (main.py sets it): its ``aof`` follows ours
         self.child_pid = -1
         self.child_type = ""  # "rdb" or "aof" (src/server.c server.child_type)
         self.child_start = 0.0
@@ -311,7 +138,18 @@ class Durability:
         self.total_forks = 0
         self.latest_fork_usec = 0
         self.shut_down = False
+        self.cow_size = self.cow_peak = 0  # current_cow_size / current_cow_peak (child alive)
+        self.cow_sampled = 0.0
+        self.rdb_last_cow = self.aof_last_cow = 0
         engine.server_info["lastsave"] = int(time.time())  # src/server.c initServer
+        if aof is not None:
+            aof.on_status = self.refresh_disk_error
+        cfg = engine.config
+        cfg.on_change["appendonly"] = self.set_appendonly
+        cfg.on_change["aof-disable-auto-gc"] = self._auto_gc_changed
+        cfg.on_change["save"] = cfg.on_change["stop-writes-on-bgsave-error"] = lambda _v: (
+            self.refresh_disk_error()
+        )
         engine.server_info["persistence"] = self
         engine.info_providers["persistence"] = self.info
         previous = engine.info_providers.get("stats")
@@ -331,11 +169,13 @@ class Durability:
         except (OSError, PersistenceError) as e:
             log.warning("Failed saving the DB: %s", e)
             self.lastbgsave_ok = False
+            self.refresh_disk_error()
             return "failed"
         log.info("DB saved on disk")
         self.engine.stats.dirty = 0
         self.engine.server_info["lastsave"] = int(time.time())
         self.lastbgsave_ok = True
+        self.refresh_disk_error()
         return "ok"
 
     def bgsave(self, schedule: bool, in_exec: bool) -> str:
@@ -373,6 +213,7 @@ class Durability:
         self.latest_fork_usec = int((time.perf_counter() - t0) * 1e6)
         self.total_forks += 1
         self.child_pid, self.child_type, self.child_start = pid, kind, time.monotonic()
+        self.cow_size = self.cow_peak = 0
 
     def _start_bgsave(self) -> bool:
         engine = self.engine
@@ -418,6 +259,7 @@ class Durability:
         with contextlib.suppress(OSError):
             os.kill(pid, signal.SIGUSR1)  # src/server.c: SIGUSR1 is "killed by the parent"
             os.waitpid(pid, 0)
+        snapshot.child_cow_size(pid)
         self._child_gone()
         if kind == "rdb":
             snapshot.remove_temp_rdb(self.engine, pid)
@@ -440,12 +282,18 @@ class Durability:
             return
         kind = self.child_type
         secs = int(time.monotonic() - self.child_start)
+        cow = snapshot.child_cow_size(pid)
+        if kind == "rdb":
+            self.rdb_last_cow = cow  # INFO rdb_last_cow_size / aof_last_cow_size
+        else:
+            self.aof_last_cow = cow
         self._child_gone()
         code = os.waitstatus_to_exitcode(status)
         if kind == "rdb":
             self._bgsave_done(pid, code, secs)
         else:
             self._rewrite_done(pid, code, secs)
+        self.refresh_disk_error()
 
     def _bgsave_done(self, pid: int, code: int, secs: int) -> None:
         """src/rdb.c backgroundSaveDoneHandlerDisk."""
@@ -490,6 +338,9 @@ class Durability:
         if code > 0 or -code != signal.SIGUSR1:
             self.rewrite_ok = False
             self.rewrite_failures += 1
+        if aof.waiting:  # src/aof.c: drop the temp incr, try again (AOF_WAIT_REWRITE)
+            aof.drop_temp_incr()
+            self.rewrite_scheduled = True
 
     def rewrite_limited(self) -> bool:
         """src/aof.c aofRewriteLimited: after 3 failures in a row, wait 1, 2, 4 ... 60 min."""
@@ -511,9 +362,15 @@ class Durability:
     # -- cron -----------------------------------------------------------------------------
     def cron(self) -> None:
         """The persistence part of serverCron, in its order."""
+        self.refresh_disk_error()  # the fsync thread's status, CONFIG SET save ...
         if self.child_pid > 0:
             self.poll_child()
             if self.child_pid > 0:
+                now = time.monotonic()
+                if now - self.cow_sampled >= 1.0:  # src/server.c: once a second is enough
+                    self.cow_sampled = now
+                    self.cow_size = snapshot.private_dirty(self.child_pid)
+                    self.cow_peak = max(self.cow_peak, self.cow_size)
                 return
         cfg = self.engine.config
         if self.rewrite_scheduled and not self.rewrite_limited():
@@ -530,7 +387,8 @@ class Durability:
                 return
         aof = self.aof
         perc = cfg["auto-aof-rewrite-percentage"]
-        if aof is not None and perc and aof.current_size > cfg["auto-aof-rewrite-min-size"]:
+        if (aof is not None and not aof.waiting and perc
+                and aof.current_size > cfg["auto-aof-rewrite-min-size"]):  # fmt: skip
             growth = aof.current_size * 100 // (aof.base_size or 1) - 100
             if growth >= perc and not self.rewrite_limited():
                 log.info("Starting automatic rewriting of AOF on %d%% growth", growth)
@@ -538,6 +396,79 @@ class Durability:
                 return
         if self.bgsave_scheduled and retry_ok and self._start_bgsave():
             self.bgsave_scheduled = False
+
+    # -- disk errors ----------------------------------------------------------------------
+    def refresh_disk_error(self) -> None:
+        """src/server.c writeCommandsDeniedByDiskError: the RDB case first, then the AOF's
+        failed write or failed background fsync; ``engine.disk_error`` is what writes get."""
+        cfg = self.engine.config
+        aof = self.aof
+        err: str | None = None
+        if (cfg["stop-writes-on-bgsave-error"] and not self.lastbgsave_ok
+                and snapshot.parse_save_points(str(cfg["save"]))):  # fmt: skip
+            err = MISCONF_RDB
+        elif aof is not None and not (aof.write_ok and aof.fsync_ok):
+            err = misconf_aof(os.strerror(aof.write_errno))
+        self.engine.disk_error = err
+
+    # -- appendonly at runtime ------------------------------------------------------------
+    def set_appendonly(self, on: Any) -> None:
+        """CONFIG SET appendonly (src/config.c updateAppendonly)."""
+        if on and self.aof is None:
+            if not self._start_appendonly():
+                self.engine.config.values["appendonly"] = False
+                raise CommandError(
+                    "ERR CONFIG SET failed (possibly related to argument 'appendonly') - "
+                    + AOF_ENABLE_FAILED
+                )
+        elif not on and self.aof is not None:
+            self._stop_appendonly()
+        self.refresh_disk_error()
+
+    def _attach(self, aof: AofWriter | None) -> None:
+        self.aof = aof
+        if self.server is not None:
+            self.server.aof = aof
+
+    def _start_appendonly(self) -> bool:
+        """src/aof.c startAppendOnly: AOF_WAIT_REWRITE until a rewrite writes the base."""
+        aof = AofWriter(self.engine)
+        try:
+            aof.open_waiting()
+        except (OSError, PersistenceError) as e:
+            log.warning("Can't open or create append-only dir %s: %s", aof.dir, e)
+            return False
+        aof.on_status = self.refresh_disk_error
+        self._attach(aof)
+        if self.child_pid > 0:
+            self.rewrite_scheduled = True
+            log.info("AOF was enabled but there is already another background operation. An "
+                     "AOF background was scheduled to start when possible.")  # fmt: skip
+            return True
+        if not self._start_rewrite():
+            log.warning("The server needs to enable the AOF but can't trigger a background AOF "
+                        "rewrite operation. Check the above logs for more info about the "
+                        "error.")  # fmt: skip
+            aof.close()
+            self._attach(None)
+            return False
+        return True
+
+    def _stop_appendonly(self) -> None:
+        """src/aof.c stopAppendOnly: flush, fsync, close; a running rewrite is killed."""
+        aof = self.aof
+        assert aof is not None
+        if self.child_type == "aof":
+            log.info("Killing running AOF rewrite child: %d", self.child_pid)
+            self._kill_child()
+        aof.close()
+        self.rewrite_scheduled = False
+        self._attach(None)
+
+    def _auto_gc_changed(self, disabled: Any) -> None:
+        """src/config.c updateAofAutoGCEnabled: switching it back on removes history now."""
+        if not disabled and self.aof is not None and not self.aof.waiting:
+            self.aof.delete_history()
 
     # -- shutdown -------------------------------------------------------------------------
     def shutdown(self, opts: set[str]) -> bool:
@@ -550,7 +481,7 @@ class Durability:
         if self.aof is not None:
             log.info("Calling fsync() on the AOF file.")
             self.aof.flush()
-            with self.aof.lock:
+            with self.aof.lock, contextlib.suppress(OSError):  # a bad disk: close() logs it
                 if self.aof.fd >= 0:
                     os.fsync(self.aof.fd)
         points = snapshot.parse_save_points(str(self.engine.config["save"]))
@@ -569,7 +500,14 @@ class Durability:
         rdb, rw = self.child_type == "rdb", self.child_type == "aof"
         running = str(int(now - self.child_start))
         aof = self.aof
+        alive = self.child_pid > 0
+        sampled = alive and self.cow_sampled >= self.child_start
         f = [
+            ("current_cow_peak", str(self.cow_peak if alive else 0)),
+            ("current_cow_size", str(self.cow_size if alive else 0)),
+            ("current_cow_size_age", str(int(now - self.cow_sampled) if sampled else 0)),
+            ("rdb_last_cow_size", str(self.rdb_last_cow)),
+            ("aof_last_cow_size", str(self.aof_last_cow)),
             ("rdb_bgsave_in_progress", "1" if rdb else "0"),
             ("rdb_last_save_time", str(self.engine.server_info["lastsave"])),
             ("rdb_last_bgsave_status", "ok" if self.lastbgsave_ok else "err"),
@@ -583,7 +521,10 @@ class Durability:
             ("aof_last_bgrewrite_status", "ok" if self.rewrite_ok else "err"),
             ("aof_rewrites", str(self.rewrites)),
             ("aof_rewrites_consecutive_failures", str(self.rewrite_failures)),
-            ("aof_last_write_status", "ok" if aof is None or aof.write_ok else "err"),
+            (
+                "aof_last_write_status",
+                "ok" if aof is None or (aof.write_ok and aof.fsync_ok) else "err",
+            ),
         ]
         if aof is not None:
             f += [

@@ -18,7 +18,10 @@ from typing import ClassVar
 
 from engine.engine import Engine
 from engine.server import config_file
+from engine.server.cluster_bus import ClusterBus
+from engine.server.cluster_config import ClusterConfigError, open_cluster_config
 from engine.server.durability import AofWriter, LoadError, load_data
+from engine.server.migration_io import MigrationIO
 from engine.server.server import Server, rss_bytes
 
 VERSION = "9.1.2"
@@ -35,12 +38,16 @@ class ValkeyFormatter(logging.Formatter):
         logging.ERROR: "#",
     }
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.main_pid = os.getpid()  # a forked child's lines are marked C (src/server.c)
+
     def format(self, record: logging.LogRecord) -> str:
         t = time.localtime(record.created)
         stamp = time.strftime("%d %b %Y %H:%M:%S", t) + f".{int(record.msecs):03d}"
-        return (
-            f"{os.getpid()}:M {stamp} {self.LEVEL.get(record.levelno, '*')} {record.getMessage()}"
-        )
+        pid = os.getpid()
+        role = "M" if pid == self.main_pid else "C"
+        return f"{pid}:{role} {stamp} {self.LEVEL.get(record.levelno, '*')} {record.getMessage()}"
 
 
 def setup_logging(logfile: str, level: str) -> None:
@@ -106,6 +113,10 @@ async def _run(engine: Engine) -> int:
     cfg = engine.config
     os.chdir(cfg["dir"])
     engine.config.values["dir"] = os.getcwd()  # CONFIG GET dir answers the absolute path
+    try:
+        cluster_config = open_cluster_config(engine)  # before the data, as clusterInit
+    except ClusterConfigError as e:
+        raise LoadError(str(e)) from None
     t0 = time.perf_counter()
     what = load_data(engine)
     log.info("%s in %.3f seconds", what, time.perf_counter() - t0)
@@ -114,7 +125,13 @@ async def _run(engine: Engine) -> int:
         aof = AofWriter(engine)
         aof.open()
     server = Server(engine, aof)
+    server.durability.server = server  # CONFIG SET appendonly swaps server.aof
+    server.cluster_config = cluster_config
+    if engine.cluster is not None:
+        MigrationIO(server)  # atomic slot migration: server.migration
     await server.start()
+    if engine.cluster is not None:
+        ClusterBus(server).start()  # the links to the other nodes (cluster mode)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, server.request_shutdown)

@@ -13,6 +13,11 @@ How this works:
    current one as history, persists the manifest atomically and, unless ``aof-disable-auto-gc``,
    deletes the history files and persists the manifest again without them (aofDelHistoryFiles).
    A failed or killed child only loses its temp file: the manifest is still the one of step 1.
+
+With AOF just turned on at runtime (``aof.waiting``, src/aof.c AOF_WAIT_REWRITE) step 1 opens
+``temp-<appendfilename>.incr`` instead, and step 3 renames it to the next incr file of the
+manifest before persisting it; a failed child takes that temp file with it and a new attempt is
+scheduled (durability.py).
 """
 
 from __future__ import annotations
@@ -24,12 +29,14 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from engine.server.snapshot import fork_child, rdb_options
+from engine.server.aof_writer import temp_incr_name
+from engine.server.faults import crash_point
+from engine.server.snapshot import fork_child, rdb_options, write_rdb_base
 from persistence.aof.dirwriter import write_base
-from persistence.aof.manifest import Manifest, ManifestEntry, base_name
+from persistence.aof.manifest import Manifest, ManifestEntry, base_name, incr_name
 
 if TYPE_CHECKING:
-    from engine.server.durability import AofWriter
+    from engine.server.aof_writer import AofWriter
 
 log = logging.getLogger("valkey-engine")
 
@@ -48,6 +55,10 @@ def start_rewrite(aof: AofWriter) -> int:
 
     def child() -> None:
         target = data_dir / temp_rewrite_name(os.getpid())
+        if preamble:  # strings straight from the db dicts (snapshot.write_rdb_base)
+            write_rdb_base(engine, target)
+            log.info("Successfully created the temporary AOF base file %s", target.name)
+            return
         write_base(
             target,
             engine.keyspace.records(),
@@ -68,29 +79,28 @@ def finish_rewrite(aof: AofWriter, child_pid: int) -> None:
     seq = old.base.seq + 1 if old.base is not None else 1
     new_base = base_name(aof.prefix, seq, rdb=bool(engine.config["aof-use-rdb-preamble"]))
     os.replace(tmp, aof.dir / new_base)
+    crash_point("rewrite-base-renamed")
+    incrs = list(old.incrs)
+    if aof.waiting:  # the temp incr becomes the manifest's next incr file
+        iseq = (incrs[-1].seq if incrs else 0) + 1
+        name = incr_name(aof.prefix, iseq)
+        temp = temp_incr_name(aof.prefix)
+        os.replace(aof.dir / temp, aof.dir / name)
+        log.info("Successfully renamed the temporary AOF incr file %s into %s", temp, name)
+        incrs.append(ManifestEntry(name, iseq, "i"))
+        aof.current_file = aof.dir / name
     history = list(old.history)
     if old.base is not None:
         history.append(ManifestEntry(old.base.name, old.base.seq, "h"))
     # src/aof.c markRewrittenIncrAofAsHistory: every incr but the current one
-    history += [ManifestEntry(e.name, e.seq, "h") for e in old.incrs[:-1]]
-    m = Manifest(base=ManifestEntry(new_base, seq, "b"), history=history, incrs=old.incrs[-1:])
+    history += [ManifestEntry(e.name, e.seq, "h") for e in incrs[:-1]]
+    m = Manifest(base=ManifestEntry(new_base, seq, "b"), history=history, incrs=incrs[-1:])
     aof.persist_manifest(m)
+    aof.waiting = False  # AOF_WAIT_REWRITE -> AOF_ON
     log.info("Successfully renamed the temporary AOF base file %s into %s", tmp.name, new_base)
     aof.base_size = aof.current_size = aof.file_size(new_base) + aof.incr_size
-    if not engine.config.values.get("aof-disable-auto-gc", False):
-        delete_history(aof)
-
-
-def delete_history(aof: AofWriter) -> None:
-    """src/aof.c aofDelHistoryFiles."""
-    m = aof.manifest
-    if not m.history:
-        return
-    for e in m.history:
-        log.info("Removing the history file %s in the background", e.name)
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(aof.dir / e.name)
-    aof.persist_manifest(Manifest(base=m.base, history=[], incrs=m.incrs))
+    if not engine.config["aof-disable-auto-gc"]:
+        aof.delete_history()
 
 
 def remove_temp_rewrite(aof: AofWriter, child_pid: int) -> None:

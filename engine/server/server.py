@@ -21,20 +21,26 @@ import logging
 import os
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, cast
 
 from engine.blocking import Block
+from engine.commands.util import OK
 from engine.config import parse_memory
 from engine.context import ClientState, Effect
 from engine.engine import Engine
 from engine.errors import SHUTDOWN_FAILED
-from engine.server.durability import AofWriter, Durability
+from engine.server.cluster_config import ClusterConfig
+from engine.server.durability import AofWriter, Durability, split_held
 from persistence.resp.parser import ProtocolError, RequestParser
-from persistence.resp.reply import encode_value
+from persistence.resp.reply import OK as OK_REPLY
+from persistence.resp.reply import bulk, encode_value, integer
 
 log = logging.getLogger("valkey-engine")
 
 MAX_CLIENTS_ERR = b"-ERR max number of clients reached\r\n"
+# client-query-buffer-limit is at least 1 MB (src/config.c): smaller buffers skip the check
+QUERY_BUFFER_FLOOR = 1024 * 1024
 PROTECTED_ERR = (
     b"-DENIED Valkey is running in protected mode because protected mode is enabled and no "
     b"password is set for the default user. In this mode connections are only accepted from "
@@ -64,6 +70,9 @@ class Connection(asyncio.Protocol):
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.closing = False
         self.soft_since = 0.0  # when the output buffer went over the soft limit
+        # set when the connection stops being a client: the bytes go to a link handler instead
+        # (the SYNCSLOTS stream of a slot import, the cluster bus)
+        self.raw_sink: Callable[[bytes], None] | None = None
 
     # -- asyncio callbacks ----------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -97,9 +106,14 @@ class Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.client is None or self.closing:
             return
+        if self.raw_sink is not None:
+            self.raw_sink(data)
+            return
         self.parser.feed(data)
         if self.blocked is None:
             self.server.process(self)
+        if self.parser.buffered > QUERY_BUFFER_FLOOR:
+            self.server.check_query_buffer(self)
 
     # -- helpers --------------------------------------------------------------------------
     def send(self, data: bytes) -> None:
@@ -118,6 +132,16 @@ class Server:
         self.flush_scheduled = False
         self.blocked: dict[tuple[int, bytes], deque[Connection]] = {}
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.cluster_config: ClusterConfig | None = None  # nodes.conf (cluster mode)
+        self.cluster_bus: Any = None  # engine/server/cluster_bus.py (cluster mode)
+        self.migration: Any = None  # the slot-migration I/O (cluster mode)
+        self.cron_hooks: list[Callable[[], None]] = []  # run by every cron tick
+        self.effect_listeners: list[Callable[[list[Effect]], None]] = []  # besides the AOF
+        # called by the cluster bus after it changed a slot's owner (the migration jobs'
+        # ``topology`` events); the bus' ``broadcast()`` announces a local change at once
+        self.topology_listeners: list[Callable[[], None]] = []
+        # set by the migration while a cut-over pauses writes to some slots (else None)
+        self.write_hold: Callable[[Connection, list[bytes]], bool] | None = None
         self.servers: list[asyncio.AbstractServer] = []
         self.shutdown_event = asyncio.Event()
         self.cron_handle: asyncio.TimerHandle | None = None
@@ -132,33 +156,46 @@ class Server:
         engine = self.engine
         client = conn.client
         assert client is not None
-        parser = conn.parser
+        next_command = conn.parser.next_command
         out = conn.out
+        append = out.append
         had_out = bool(out)
         execute = engine.execute
+        propagate = self.propagate
         while conn.blocked is None and not conn.closing:
             try:
-                argv = parser.next_command()
+                argv = next_command()
             except ProtocolError as e:
-                out.append(e.wire)
+                append(e.wire)
                 conn.closing = True
                 break
             if argv is None:
                 break
+            if self.write_hold is not None and self.write_hold(conn, argv):
+                break  # a write to slots paused by a migration: parked until the resume
             reply, effects = execute(client, argv)
             if effects:
-                self.propagate(effects)
-            if type(reply) is Block:
+                propagate(effects)
+            t = type(reply)
+            if t is Block:
                 self.block(conn, argv, reply)
                 break
             if client.pushes:  # its own SUBSCRIBE confirmations come before the reply
                 for msg in client.pushes:
-                    out.append(encode_value(msg, client.resp))
+                    append(encode_value(msg, client.resp))
                 client.pushes.clear()
                 engine.pushed.discard(client)
             mode = client.reply_mode
             if mode == "on":
-                out.append(encode_value(reply, client.resp))
+                # the common replies inline (what encode_value does for them, without the call)
+                if reply is OK:
+                    append(OK_REPLY)
+                elif t is bytes:
+                    append(bulk(reply))
+                elif t is int:
+                    append(integer(reply))
+                else:
+                    append(encode_value(reply, client.resp))
             elif mode == "skip":
                 client.reply_mode = "on"
             if self.monitors:
@@ -213,6 +250,8 @@ class Server:
     def propagate(self, effects: list[Effect]) -> None:
         if self.aof is not None:
             self.aof.feed(effects)
+        for listener in self.effect_listeners:  # slot-export streams (atomic slot migration)
+            listener(effects)
 
     # -- blocking -------------------------------------------------------------------------
     def block(self, conn: Connection, argv: list[bytes], blk: Block) -> None:
@@ -292,9 +331,12 @@ class Server:
     def flush(self) -> None:
         """End of the event-loop turn: AOF first (durable before any reply), then replies."""
         self.flush_scheduled = False
-        if self.aof is not None:
-            self.aof.flush()
+        if self.cluster_config is not None:  # clusterBeforeSleep: nodes.conf before replies
+            self.cluster_config.save_if_needed()
         pending, self.pending = self.pending, []
+        if self.aof is not None and not self.aof.flush():
+            # appendfsync always, AOF write failed: replies wait for the disk (aof_writer.py)
+            pending, self.pending = split_held(pending)
         for conn in pending:
             t = conn.transport
             if conn.out and t is not None and not t.is_closing():
@@ -330,6 +372,9 @@ class Server:
         else:
             conn.soft_since = 0.0
             return False
+        info = self.engine.server_info
+        key = "client_output_buffer_limit_disconnections"
+        info[key] = int(info.get(key, 0)) + 1
         log.warning(
             "Client id=%d addr=%s scheduled to be closed ASAP for overcoming of output buffer "
             "limits (%s limit, %d bytes).", client.id, client.addr, reason, used,
@@ -348,6 +393,25 @@ class Server:
             self._limits, self._limits_text = limits, text
         return self._limits
 
+    def check_query_buffer(self, conn: Connection) -> None:
+        """client-query-buffer-limit (src/networking.c readQueryFromClient): a client whose
+        unprocessed input passes the limit is logged and closed; its buffer is freed."""
+        client = conn.client
+        used = conn.parser.buffered
+        if client is None or used <= self.engine.config["client-query-buffer-limit"]:
+            return
+        info = self.engine.server_info
+        key = "client_query_buffer_limit_disconnections"
+        info[key] = int(info.get(key, 0)) + 1
+        log.warning(
+            "Closing client that reached max query buffer length: id=%d addr=%s qbuf=%d",
+            client.id, client.addr, used,
+        )  # fmt: skip
+        conn.closing = True
+        conn.parser = RequestParser()  # free what it sent at once
+        if conn.transport is not None:
+            conn.transport.abort()
+
     def drop(self, conn: Connection) -> None:
         self._unpark(conn)
         if conn in self.monitors:
@@ -363,6 +427,8 @@ class Server:
         """serverCron: active expiry, client timeouts, CLIENT KILL requests."""
         engine = self.engine
         self.durability.cron()
+        for hook in self.cron_hooks:
+            hook()
         for unit in engine.active_expire():
             self.propagate(unit)
         for unit in engine.active_expire_fields():
@@ -425,6 +491,8 @@ class Server:
             self.durability.shutdown(set())
         if self.aof is not None:
             self.aof.close()
+        if self.cluster_config is not None:
+            self.cluster_config.close()
 
 
 def _repr_arg(a: bytes) -> str:

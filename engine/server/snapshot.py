@@ -23,9 +23,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 from engine.engine import Engine
+from engine.server.faults import crash_point
+from engine.types.base import type_info
 from persistence.atomic import atomic_file
 from persistence.crc import key_slot
 from persistence.rdb.writer import RdbWriteOptions, RdbWriter
+from persistence.records import Value
 
 log = logging.getLogger("valkey-engine")
 
@@ -57,10 +60,29 @@ def save_rdb(engine: Engine, path: Path, *, pid: int | None = None) -> None:
         for db in engine.keyspace.dbs:
             if not db.data:
                 continue
-            recs = db.records()
             if opts.cluster_slot_info:  # src/rdb.c rdbSaveDb: cluster mode iterates per slot
-                recs = iter(sorted(recs, key=lambda r: key_slot(r.key)))
-            w.write_db(db.id, recs, keys=len(db.data), expires=len(db.expires))
+                recs = iter(sorted(db.records(), key=lambda r: key_slot(r.key)))
+                w.write_db(db.id, recs, keys=len(db.data), expires=len(db.expires))
+            else:
+                w.begin_db(db.id, keys=len(db.data), expires=len(db.expires))
+                w.write_items(db.id, db.data.items(), db.expires, _to_value)
+            crash_point("rdb-save-midway")
+        w.finish()
+
+
+def _to_value(value: object) -> Value:
+    return type_info(value).to_record(value)
+
+
+def write_rdb_base(engine: Engine, path: Path) -> None:
+    """The RDB-preamble AOF base of the keyspace (the rewrite child): ``aof-base 1``, real
+    RESIZEDB counts as rdbSaveRio writes them; strings straight from the db dicts."""
+    with atomic_file(path) as f:
+        w = RdbWriter(f, rdb_options(engine, aof_base=True), file=str(path))
+        for db in engine.keyspace.dbs:
+            if db.data:
+                w.begin_db(db.id, keys=len(db.data), expires=len(db.expires))
+                w.write_items(db.id, db.data.items(), db.expires, _to_value)
         w.finish()
 
 
@@ -102,13 +124,53 @@ def _close_inherited_fds(keep: set[int]) -> None:
                 os.close(fd)
 
 
+_cow_pipes: dict[int, int] = {}  # child pid -> read end of its child-info pipe
+
+
+def private_dirty(pid: int | str = "self") -> int:
+    """src/zmalloc.c zmalloc_get_private_dirty: the Private_Dirty bytes of a process (in a
+    fork child: the pages copied on write, what INFO calls cow_size)."""
+    try:
+        with open(f"/proc/{pid}/smaps_rollup", "rb") as f:
+            for line in f:
+                if line.startswith(b"Private_Dirty:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return 0
+
+
+def child_cow_size(pid: int) -> int:
+    """What the (finished) child reported through its pipe (src/childinfo.c); 0 if nothing."""
+    fd = _cow_pipes.pop(pid, -1)
+    if fd < 0:
+        return 0
+    try:
+        os.set_blocking(fd, False)
+        data = os.read(fd, 32)
+    except OSError:
+        data = b""
+    finally:
+        os.close(fd)
+    return int(data) if data.isdigit() else 0
+
+
 def fork_child(body: Callable[[], None], what: str) -> int:
-    """Fork; the child runs ``body`` and exits 0, or 1 after logging why. Returns the pid."""
+    """Fork; the child runs ``body`` and exits 0 after reporting its copy-on-write size, or 1
+    after logging why. Returns the pid."""
     for h in log.handlers:
         h.flush()
+    rfd, wfd = os.pipe()
     gc.freeze()  # the parent's collector must not touch (and so copy) every shared page
-    pid = os.fork()
+    try:
+        pid = os.fork()
+    except OSError:
+        os.close(rfd)
+        os.close(wfd)
+        raise
     if pid:
+        os.close(wfd)
+        _cow_pipes[pid] = rfd
         return pid
     code = 1
     try:
@@ -117,8 +179,13 @@ def fork_child(body: Callable[[], None], what: str) -> int:
             signal.set_wakeup_fd(-1)
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, signal.SIG_DFL)
-        _close_inherited_fds(_log_fds())
+        _close_inherited_fds(_log_fds() | {wfd})
         body()
+        cow = private_dirty()
+        mb = cow >> 20  # src/childinfo.c sendChildInfoGeneric's log line
+        log.info("Fork CoW for %s: current %d MB, peak %d MB, average %d MB",
+                 what.removesuffix(" save"), mb, mb, mb)  # fmt: skip
+        os.write(wfd, b"%d" % cow)
         code = 0
     except BaseException as e:  # the child must never unwind into the parent's event loop
         with contextlib.suppress(BaseException):

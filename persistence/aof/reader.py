@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import BinaryIO, Literal, TypeAlias
 
 from persistence.aof.manifest import Manifest, find_manifest, read_manifest
-from persistence.aof.resp_scan import AofCommand, RespScanner, TornError
+from persistence.aof.resp_scan import AofCommand, CommandRun, RespScanner, TornError
 from persistence.errors import FormatError, MissingFileError, TruncatedError
 from persistence.fileio import open_input
 from persistence.records import RdbEvent
@@ -54,6 +54,7 @@ class TornTail:
 
 
 AofItem: TypeAlias = AofFileInfo | AofCommand | AofRecord | TornTail
+AofRunItem: TypeAlias = AofItem | CommandRun
 
 _MULTI = b"MULTI"
 _EXEC = b"EXEC"
@@ -130,23 +131,48 @@ def read_aof_batches(
     *,
     verify_checksum: bool = True,
     allow_torn_tail: bool = True,
+    string_runs: bool = False,
+    command_runs: bool = False,
 ) -> Iterator[list[AofItem]]:
-    """:func:`read_aof` in lists of items (a few hundred commands each): the fast way to load."""
+    """:func:`read_aof` in lists of items (a few hundred commands each): the fast way to load.
+
+    ``string_runs``: an RDB preamble's runs of plain string keys come as ``StringRecords``
+    events (``RdbReader(string_runs=True)``), for loaders. ``command_runs``: consecutive
+    commands come as one :class:`CommandRun` (no object per command), for loaders and counters.
+    """
     sources = _sources(path)
-    state = _State()
+    state = _State(string_runs=string_runs)
     for i, src in enumerate(sources):
         last = i == len(sources) - 1
-        yield from _read_one(src, state, last, verify_checksum, allow_torn_tail)
+        items: list[AofRunItem]
+        for items in _read_one(src, state, last, verify_checksum, allow_torn_tail):
+            if command_runs:
+                yield items  # type: ignore[misc]
+            elif len(items) == 1 and type(items[0]) is CommandRun:
+                yield items[0].commands()  # type: ignore[misc]
+            else:
+                yield _expand(items)
+
+
+def _expand(items: list[AofRunItem]) -> list[AofItem]:
+    out: list[AofItem] = []
+    for item in items:
+        if type(item) is CommandRun:
+            out.extend(item.commands())
+        else:
+            out.append(item)  # type: ignore[arg-type]
+    return out
 
 
 @dataclass(slots=True)
 class _State:
     timestamp: int | None = None
+    string_runs: bool = False
 
 
 def _read_one(
     src: _Source, state: _State, last: bool, verify_checksum: bool, allow_torn_tail: bool
-) -> Iterator[list[AofItem]]:
+) -> Iterator[list[AofRunItem]]:
     name = str(src.path) if src.kind == "single" else src.name
     size = os.path.getsize(src.path)
     with open_input(src.path) as f:
@@ -165,7 +191,7 @@ def _read_one(
         initial = head
         if fmt == "rdb":
             # src/aof.c loadSingleAppendOnlyFile: load the RDB, then any remaining bytes are RESP
-            end = yield from _read_rdb_part(f, name, verify_checksum)
+            end = yield from _read_rdb_part(f, name, verify_checksum, state.string_runs)
             f.seek(end)
             offset = end
             initial = b""
@@ -173,14 +199,14 @@ def _read_one(
 
 
 def _read_rdb_part(
-    f: BinaryIO, name: str, verify_checksum: bool
+    f: BinaryIO, name: str, verify_checksum: bool, string_runs: bool = False
 ) -> Generator[list[AofItem], None, int]:
     """Yield the records of the RDB at the start of ``f``; return the offset just past its
     checksum (the RESP tail of an old-style preamble AOF follows there, spec 4.5)."""
     from persistence.rdb.reader import RdbReader  # lazy: the sibling package is optional here
 
     f.seek(0)
-    reader = RdbReader(f, file=name, verify_checksum=verify_checksum)
+    reader = RdbReader(f, file=name, verify_checksum=verify_checksum, string_runs=string_runs)
     batch: list[AofItem] = []
     for event in reader:
         batch.append(AofRecord(event, name))
@@ -201,8 +227,9 @@ def _read_resp(
     state: _State,
     last: bool,
     allow_torn_tail: bool,
-) -> Iterator[list[AofItem]]:
-    pending: list[AofItem] | None = None  # commands of an open MULTI
+) -> Iterator[list[AofRunItem]]:
+    """The RESP part of one file; consecutive commands come as :class:`CommandRun`."""
+    pending: list[AofRunItem] | None = None  # commands of an open MULTI
     multi_offset = 0
     scanner = RespScanner(f, file=name, base_offset=offset, initial=initial)
     scanner.timestamp = state.timestamp
@@ -211,22 +238,21 @@ def _read_resp(
     scanner.special = special = _SPECIAL
     last_end = offset  # end of the last complete command (src/aof.c valid_up_to)
     try:
-        for batch in scanner.batches():
-            cmd = batch[-1]
-            last_end = cmd.offset + cmd.size
-            if cmd.argv[0] not in special:
+        for run in scanner.runs():
+            last_end = run.offset + run.size
+            if run.argvs[-1][0] not in special:
                 if pending is None:
-                    yield batch  # type: ignore[misc]
+                    yield [run]
                 else:
-                    pending.extend(batch)
+                    pending.append(run)
                 continue
-            # a special command always ends its batch
-            body: list[AofItem] = batch[:-1]  # type: ignore[assignment]
-            if body:
+            # a special command always ends its run
+            body, cmd = run.split_last()
+            if body is not None:
                 if pending is None:
-                    yield body
+                    yield [body]
                 else:
-                    pending.extend(body)
+                    pending.append(body)
             upper = cmd.argv[0].upper()
             if upper == _SELECT:
                 scanner.db = cmd.db = _select_db(cmd.argv, scanner.db)

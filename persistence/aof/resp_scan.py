@@ -1,13 +1,25 @@
 """Low-level streaming scanner of the RESP part of an AOF file: commands with byte offsets.
 
-How it works: the file is read in chunks of :data:`CHUNK` bytes into one linear buffer. The fast
-path hands the buffer to ``hiredis.Reader`` and computes each command's size from its argv
-(Valkey writes canonical RESP, and hiredis rejects non-canonical lengths, so
-``size = len("*<argc>\\r\\n") + sum(len("$<len>\\r\\n") + len + 2)``); every computed start is
-checked to hold a ``*``. Whenever hiredis objects (a ``#`` annotation line, garbage, a non-array
-reply), a check fails, or the file ends inside a command, the exact pure-Python scanner takes
-over for a few items: it follows src/aof.c ``loadSingleAppendOnlyFile`` byte by byte and reports
-precise errors. Memory stays at about one chunk plus the largest command.
+How it works: the file is read in chunks of :data:`CHUNK` bytes into one linear buffer, and
+three paths parse it, fastest first; each gives exactly what the next would, or declines:
+
+- *Segments*: up to :data:`SEG` bytes ending where a ``\\r\\n*`` starts the next command, and
+  holding none of the bytes ``#+(=~|%>`` (annotations and every RESP type that is not ``*`` or
+  ``$``: memchr finds them) nor a ``*`` with six digits (hiredis would allocate the announced
+  array), are parsed by ONE hiredis call as the array ``*<K>\\r\\n`` + segment, K = the ``*``
+  count. The result is taken only when hiredis consumed the whole segment into K non-empty lists
+  of bytes (a ``b"".join`` type-checks every argument in C); then the segment is canonical RESP
+  and its commands come out as one :class:`CommandRun`, without an object per command.
+- *Per command*: ``hiredis.Reader.gets`` one reply at a time, each command's size computed from
+  its argv (Valkey writes canonical RESP, and hiredis rejects non-canonical lengths, so
+  ``size = len("*<argc>\\r\\n") + sum(len("$<len>\\r\\n") + len + 2)``); every computed start
+  is checked to hold a ``*``.
+- *Exact*: whenever hiredis objects (a ``#`` annotation line, garbage, a non-array reply), a
+  check fails, or the file ends inside a command, the pure-Python scanner takes over for a few
+  items: it follows src/aof.c ``loadSingleAppendOnlyFile`` byte by byte and reports precise
+  errors.
+
+Memory stays at about one chunk plus the largest command.
 """
 
 from __future__ import annotations
@@ -15,6 +27,8 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import accumulate, chain, repeat
+from operator import add, itemgetter
 from typing import BinaryIO
 
 import hiredis
@@ -28,8 +42,17 @@ FEED = 1 << 14  # bytes handed to hiredis at a time
 BATCH = 256
 AOF_ANNOTATION_LINE_MAX_LEN = 1024  # src/server.h
 
+# bytes parsed by one hiredis call on the segment path: larger segments cost more in the cyclic
+# GC (every command list is a tracked object) than they save in calls
+SEG = 1 << 16
+# bytes that end a segment: '#' starts an annotation line, the others start RESP types that
+# hiredis returns as bytes or lists but whose size is not the canonical bulk/array size
+_HAZARDS = tuple(b"#+(=~|%>")
+_BIG_ARRAY = re.compile(rb"\*[0-9]{6}")
+_first = itemgetter(0)
+
 # per-argument canonical size: len("$<n>\r\n") + n + 2, cached for small n
-_ARG_SIZE_CACHE = 100_000
+_ARG_SIZE_CACHE = 10_000
 _ARG_SIZE = [n + 5 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
 _ARGC_SIZE = [3 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
 
@@ -48,6 +71,32 @@ def canonical_size(argv: list[bytes]) -> int:
         return _ARGC_SIZE[n] + sum(map(_ARG_SIZE.__getitem__, map(len, argv)))
     except IndexError:
         return 3 + len(str(n)) + sum(len(a) + 5 + len(str(len(a))) for a in argv)
+
+
+def run_size(argvs: list[list[bytes]]) -> int:
+    """Bytes taken by the commands ``argvs`` written canonically."""
+    try:
+        return sum(map(_ARGC_SIZE.__getitem__, map(len, argvs))) + sum(
+            map(_ARG_SIZE.__getitem__, map(len, chain.from_iterable(argvs)))
+        )
+    except IndexError:
+        return sum(map(canonical_size, argvs))
+
+
+def command_sizes(argvs: list[list[bytes]]) -> list[int]:
+    """The canonical size of each command of ``argvs`` (column-wise in C when every command
+    has the same argument count, as in a run of SETs)."""
+    n = len(argvs[0]) if argvs else 0
+    if 0 < n <= 8 and len(set(map(len, argvs))) == 1:
+        size = _ARG_SIZE.__getitem__
+        try:
+            total: Iterator[int] = repeat(_ARGC_SIZE[n])
+            for j in range(n):
+                total = map(add, total, map(size, map(len, map(itemgetter(j), argvs))))
+            return list(total)
+        except IndexError:
+            pass
+    return list(map(canonical_size, argvs))
 
 
 @dataclass(slots=True)
@@ -72,6 +121,59 @@ class Annotation:
     timestamp: int | None
 
 
+@dataclass(slots=True)
+class CommandRun:
+    """Consecutive commands of one file with the same last ``#TS`` and db: ``argvs`` start at
+    byte ``offset`` and take ``size`` bytes. A scanner's special command always ends a run."""
+
+    argvs: list[list[bytes]]
+    file: str
+    offset: int
+    size: int
+    timestamp: int | None = None
+    db: int = 0
+    cmds: list[AofCommand] | None = None  # the per-command objects, when already made
+
+    @classmethod
+    def of(cls, cmds: list[AofCommand]) -> CommandRun:
+        first, last = cmds[0], cmds[-1]
+        size = last.offset + last.size - first.offset
+        argvs = [c.argv for c in cmds]
+        return cls(argvs, first.file, first.offset, size, first.timestamp, first.db, cmds)
+
+    def sizes(self) -> list[int]:
+        if self.cmds is not None:
+            return [c.size for c in self.cmds]
+        return command_sizes(self.argvs)
+
+    def commands(self) -> list[AofCommand]:
+        """The run as :class:`AofCommand` objects (offsets and sizes of each command)."""
+        if self.cmds is None:
+            sizes = self.sizes()
+            offsets = accumulate(sizes, initial=self.offset)
+            self.cmds = list(
+                map(AofCommand, self.argvs, repeat(self.file), offsets, sizes,
+                    repeat(self.timestamp), repeat(self.db))
+            )  # fmt: skip
+        return self.cmds
+
+    def split_last(self) -> tuple[CommandRun | None, AofCommand]:
+        """(the run without its last command or None, that last command)."""
+        if self.cmds is not None:
+            last = self.cmds[-1]
+            rest = CommandRun.of(self.cmds[:-1]) if len(self.cmds) > 1 else None
+            return rest, last
+        argv = self.argvs[-1]
+        size = canonical_size(argv)
+        at = self.offset + self.size - size
+        last = AofCommand(argv, self.file, at, size, self.timestamp, self.db)
+        if len(self.argvs) == 1:
+            return None, last
+        rest = CommandRun(self.argvs[:-1], self.file, self.offset, self.size - size,
+                          self.timestamp, self.db)  # fmt: skip
+        return rest, last
+
+
 class TornError(TruncatedError):
     """EOF inside a command or an annotation line; ``offset`` = where the torn item starts."""
 
@@ -79,6 +181,30 @@ class TornError(TruncatedError):
 ScanItem = AofCommand | Annotation
 
 _MORE, _EXACT, _AGAIN = 0, 1, 2
+
+
+def _last_start(buf: bytes, pos: int, at: int) -> int:
+    """Index of the last ``*`` in buf[pos+1:at+1] that follows a CRLF, else -1."""
+    i = buf.rfind(b"\r\n*", pos, at + 1)
+    return i + 2 if i >= pos else -1
+
+
+def _parse_segment(buf: bytes, pos: int, stop: int, k: int) -> list[list[bytes]] | None:
+    """buf[pos:stop] as exactly ``k`` non-empty arrays of bulk strings, or None."""
+    reader = hiredis.Reader()
+    reader.feed(b"*%d\r\n" % k)
+    reader.feed(buf, pos, stop - pos)
+    try:
+        cmds = reader.gets()
+    except (hiredis.ProtocolError, TypeError):
+        return None
+    if type(cmds) is not list or reader.has_data() or not all(cmds):
+        return None
+    try:
+        b"".join(chain.from_iterable(cmds))  # TypeError unless every argument is bytes
+    except TypeError:
+        return None
+    return cmds
 
 
 class RespScanner:
@@ -108,6 +234,8 @@ class RespScanner:
         self.timestamp: int | None = None  # last #TS seen; stamped on each command
         self.db = 0  # stamped on each command; the reader updates it on SELECT
         self.special: frozenset[bytes] = frozenset()  # argv[0] values that end a batch
+        self._seg_after = -1  # file offset before which the segment path is not tried again
+        self._memo = [(0, 0, -1)] * len(_HAZARDS)
 
     # -- buffer ---------------------------------------------------------------------------
     def _fill(self) -> bool:
@@ -127,37 +255,131 @@ class RespScanner:
         return True
 
     # -- public -----------------------------------------------------------------------------
-    def batches(self) -> Iterator[list[AofCommand]]:
-        """Lists of commands; a command whose argv[0] is in ``special`` always ends its list."""
+    def runs(self) -> Iterator[CommandRun]:
+        """Runs of commands; a command whose argv[0] is in ``special`` always ends its run."""
         while True:
             if self.pos >= len(self.buf) and not self._fill():
                 return
-            items, state = self._fast()
-            if items:
-                yield items
-            if state == _AGAIN:
-                continue
-            if state == _MORE:
-                # the buffer ends inside a command: read more, or let the exact scanner decide
-                if self._fill():
+            if self.buf[self.pos] == 42:  # '*'
+                seg = self._segment()
+                if seg is not None:
+                    yield from self._seg_runs(*seg)
                     continue
-                while self.pos < len(self.buf):
-                    item = self._exact_item()
-                    if isinstance(item, AofCommand):
-                        yield [item]
+            for batch in self._slow_round():
+                yield CommandRun.of(batch)
+            if self.pos >= len(self.buf) and self.eof:
                 return
-            # hiredis could not go on here: exact scanner for a few items, then fast again
-            for _ in range(16):
-                if self.pos >= len(self.buf) and not self._fill():
-                    return
-                item = self._exact_item()
-                if isinstance(item, Annotation):
-                    break
-                yield [item]
+
+    def batches(self) -> Iterator[list[AofCommand]]:
+        """Lists of commands; a command whose argv[0] is in ``special`` always ends its list."""
+        for run in self.runs():
+            yield run.commands()
 
     def __iter__(self) -> Iterator[AofCommand]:
         for batch in self.batches():
             yield from batch
+
+    # -- segment path -----------------------------------------------------------------------
+    def _segment(self) -> tuple[list[list[bytes]], int, int] | None:
+        """(commands, start, end) of a segment at pos parsed in one hiredis call, or None."""
+        if len(self.buf) - self.pos < SEG and not self.eof:
+            self._fill()
+        buf = self.buf
+        pos = self.pos
+        end = len(buf)
+        if self.base + pos < self._seg_after:
+            return None
+        stop = pos + SEG
+        if stop >= end and self.eof and buf.endswith(b"\r\n"):
+            stop = end
+        else:
+            stop = _last_start(buf, pos, stop)
+            if stop < 0:
+                return None
+        cut = self._hazard(pos, stop)
+        big = _BIG_ARRAY.search(buf, pos, cut)
+        if big is not None:
+            cut = big.start()
+        if cut != stop:
+            stop = _last_start(buf, pos, cut)
+            if stop < 0:
+                return None
+        k = buf.count(b"*", pos, stop)
+        cmds = _parse_segment(buf, pos, stop, k)
+        if cmds is None:
+            k2 = buf.count(b"\r\n*", pos, stop) + 1  # '*' bytes inside arguments
+            if k2 == k:
+                return None
+            cmds = _parse_segment(buf, pos, stop, k2)
+            if cmds is None:
+                # not plain commands: the other paths take this stretch (and say why)
+                self._seg_after = self.base + stop
+                return None
+        return cmds, pos, stop
+
+    def _hazard(self, pos: int, stop: int) -> int:
+        """Index of the first hazard byte in buf[pos:stop], else ``stop``. Remembers, per byte,
+        how far it searched, so a hazard far ahead is not searched for again and again."""
+        base = self.base
+        cut = stop
+        memo = self._memo
+        for i, c in enumerate(_HAZARDS):
+            lo, hi, at = memo[i]  # searched [lo, hi) in file offsets: first hit at ``at``
+            p = base + pos
+            if lo <= p and (p <= at < hi or (at == -1 and base + cut <= hi)):
+                if at != -1 and at - base < cut:
+                    cut = at - base
+                continue
+            h = self.buf.find(c, pos, stop)
+            memo[i] = (p, base + stop, -1 if h == -1 else base + h)
+            if h != -1 and h < cut:
+                cut = h
+        return cut
+
+    def _seg_runs(self, cmds: list[list[bytes]], pos: int, stop: int) -> Iterator[CommandRun]:
+        start = self.base + pos
+        self.pos = stop
+        special = self.special
+        if not special or special.isdisjoint(map(_first, cmds)):
+            yield CommandRun(cmds, self.file, start, stop - pos, self.timestamp, self.db)
+            return
+        end = start + stop - pos
+        a = 0
+        for i, argv in enumerate(cmds):
+            if argv[0] in special:
+                part = cmds[a : i + 1]
+                size = run_size(part)
+                # the db is read as each run is made: the reader changes it after a SELECT
+                yield CommandRun(part, self.file, start, size, self.timestamp, self.db)
+                start += size
+                a = i + 1
+        if a < len(cmds):
+            yield CommandRun(cmds[a:], self.file, start, end - start, self.timestamp, self.db)
+
+    # -- per-command path -------------------------------------------------------------------
+    def _slow_round(self) -> Iterator[list[AofCommand]]:
+        items, state = self._fast()
+        if items:
+            yield items
+        if state == _AGAIN:
+            return
+        if state == _MORE:
+            # the buffer ends inside a command: read more, or let the exact scanner decide
+            if self._fill():
+                return
+            while self.pos < len(self.buf):
+                item = self._exact_item()
+                if isinstance(item, AofCommand):
+                    yield [item]
+            return
+        # hiredis could not go on here: exact scanner for a few items, then fast again
+        for _ in range(16):
+            if self.pos >= len(self.buf) and not self._fill():
+                return
+            item = self._exact_item()
+            if isinstance(item, Annotation):
+                break
+            yield [item]
 
     # -- fast path --------------------------------------------------------------------------
     def _fast(self) -> tuple[list[AofCommand], int]:

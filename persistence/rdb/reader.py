@@ -11,6 +11,8 @@ being decoded (``values.skipper_table``).
 Events: :class:`KeyRecord` per key (``offset`` = its type byte, as ``rdb_walk.txt`` lists),
 ``AuxField`` (except ``slot-info``, which becomes ``SlotInfo``), ``DbResize``,
 ``FunctionLibrary``, ``SlotInfo`` (also opcode 244), ``SlotImport`` (243), ``ModuleAux`` (247).
+With ``string_runs=True`` (loaders), runs of plain string keys come as one ``StringRecords`` event
+each instead of a ``KeyRecord`` per key (``persistence.rdb.runs``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from persistence.fileio import file_size, open_input
 from persistence.rdb import constants as C
 from persistence.rdb.cursor import Cursor, Short
 from persistence.rdb.glob import glob_match
+from persistence.rdb.runs import scan_strings
 from persistence.rdb.values import (
     Loader,
     Skipper,
@@ -48,6 +51,7 @@ from persistence.records import (
     RdbEvent,
     SlotImport,
     SlotInfo,
+    StringRecords,
     StringValue,
     Value,
 )
@@ -63,6 +67,7 @@ __all__ = [
 
 WHOLE_FILE_LIMIT = 512 << 20  # read regular files up to this size in one go
 CHUNK = 8 << 20  # window growth step for bigger files and decompressing streams
+RUN_LIMIT = 4096  # string keys per StringRecords event
 VALKEY_VERSIONS = frozenset({C.RDB_VERSION})
 _SHORT = (IndexError, struct.error, Short)
 _SEEKABLE = (io.BufferedReader, io.BufferedRandom, io.FileIO, io.BytesIO)
@@ -135,8 +140,11 @@ class RdbReader:
         verify_checksum: bool = True,
         filter: RdbFilter | None = None,
         base_offset: int = 0,
+        string_runs: bool = False,
     ) -> None:
         self._f = f
+        # runs of plain string keys as one StringRecords event each (loaders); not with a filter
+        self._string_runs = string_runs and filter is None
         self.file = file
         self.verify_checksum = verify_checksum
         self.filter = filter
@@ -180,8 +188,6 @@ class RdbReader:
         if self._eof:
             return False
         cur = self._cur
-        if self.verify_checksum:
-            self._crc = crc64(cur.buf[self._crc_from : keep_from], self._crc)
         keep = cur.buf[keep_from:]
         want = max(CHUNK, len(keep))
         parts = [keep]
@@ -193,6 +199,10 @@ class RdbReader:
                 break
             parts.append(chunk)
             got += len(chunk)
+        if not got:  # nothing more: the window stays as it is, so the caller's offsets hold
+            return False
+        if self.verify_checksum:
+            self._crc = crc64(cur.buf[self._crc_from : keep_from], self._crc)
         cur.buf = b"".join(parts)
         cur.end = len(cur.buf)
         cur.base += keep_from
@@ -219,8 +229,20 @@ class RdbReader:
         version = self.header.version
         string = cur.string
         slot_import = C.OPCODE_SLOT_IMPORT
+        runs = self._string_runs
         while True:
             start = cur.pos
+            if runs and expire is None and prefix_start is None:
+                run_keys: list[bytes] = []
+                run_values: list[bytes] = []
+                run_ttls: list[tuple[int, int]] = []
+                end = scan_strings(
+                    cur.buf, start, cur.end, run_keys, run_values, run_ttls, RUN_LIMIT
+                )
+                if run_keys:
+                    cur.pos = end
+                    yield StringRecords(db, run_keys, run_values, run_ttls, cur.base + start)
+                    continue
             try:
                 t = cur.buf[start]
                 cur.pos = start + 1
@@ -405,10 +427,17 @@ def read_rdb(
     *,
     verify_checksum: bool = True,
     filter: RdbFilter | None = None,
+    string_runs: bool = False,
 ) -> Iterator[RdbEvent]:
     """Open ``path`` (plain or LZ4 frame) and yield its events."""
     with open_input(path) as f:
-        yield from RdbReader(f, file=str(path), verify_checksum=verify_checksum, filter=filter)
+        yield from RdbReader(
+            f,
+            file=str(path),
+            verify_checksum=verify_checksum,
+            filter=filter,
+            string_runs=string_runs,
+        )
 
 
 def decode_value(

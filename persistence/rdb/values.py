@@ -48,7 +48,13 @@ _INT_RE = re.compile(rb"-?[1-9][0-9]{0,19}|0")
 def string_encoding(value: bytes) -> str:
     """OBJECT ENCODING a loaded string gets (src/object.c tryObjectEncoding, string2ll)."""
     n = len(value)
-    if n <= 20 and _INT_RE.fullmatch(value) and -(1 << 63) <= int(value) < (1 << 63):
+    if (
+        n <= 20
+        and n
+        and (value[0] == 45 or 48 <= value[0] <= 57)  # "-" or a digit: worth the full check
+        and _INT_RE.fullmatch(value)
+        and -(1 << 63) <= int(value) < (1 << 63)
+    ):
         return "int"
     return "embstr" if n <= 44 else "raw"  # OBJ_ENCODING_EMBSTR_SIZE_LIMIT
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 import os
 import struct
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import BinaryIO
 
@@ -45,6 +45,7 @@ from persistence.rdb.encode import (
     lp_from_entries,
     zset_score_item,
 )
+from persistence.rdb.runs import string_record
 from persistence.records import (
     HashValue,
     KeyRecord,
@@ -327,7 +328,8 @@ def _group_consumers(g: StreamGroup) -> list[tuple[StreamConsumer, list[StreamID
 
 DEFAULT_VALKEY_VER = b"9.1.2"
 SUPPORTED_VERSIONS = (C.RDB_VERSION, 11)  # VALKEY080, and REDIS0011 for Valkey 7.2/8.x, Redis 7.2
-_FLUSH_AT = 1 << 16
+_FLUSH_AT = 1 << 20  # one write (and one CRC64 update) per MB
+_pack_ms = struct.Struct("<q").pack
 
 
 @dataclass
@@ -363,7 +365,7 @@ class RdbWriter:
         self.file = file
         self._buf = bytearray()
         self._crc = 0
-        self.offset = 0  # bytes produced so far (flushed or not)
+        self._flushed = 0  # bytes written to ``f`` so far
         self._db: int | None = None
         self._slot: int | None = None
         self._finished = False
@@ -380,10 +382,14 @@ class RdbWriter:
         for k, v in aux.items():
             self.write_aux(k, v)
 
+    @property
+    def offset(self) -> int:
+        """Bytes produced so far (flushed or not)."""
+        return self._flushed + len(self._buf)
+
     # -- low level
     def _raw(self, data: bytes) -> None:
         self._buf += data
-        self.offset += len(data)
         if len(self._buf) >= _FLUSH_AT:
             self._flush()
 
@@ -392,6 +398,7 @@ class RdbWriter:
             if self.options.checksum:
                 self._crc = crc64(self._buf, self._crc)
             self._f.write(self._buf)
+            self._flushed += len(self._buf)
             self._buf = bytearray()
 
     def _str(self, b: bytes) -> bytes:
@@ -434,6 +441,13 @@ class RdbWriter:
         """EXPIRETIME_MS + type + key + value; False when skipped (an empty collection)."""
         if self._db is None or record.db != self._db:
             raise ValueError(f"record for db {record.db} outside begin_db({self._db})")
+        if type(record.value) is StringValue:  # the commonest record, without encode_value
+            self._raw(
+                string_record(
+                    record.key, record.value.value, record.expire_at_ms, self.options.compression
+                )
+            )
+            return True
         if is_empty(record.value):
             return False
         t, payload = encode_value(
@@ -449,6 +463,40 @@ class RdbWriter:
             out = bytes((C.OPCODE_EXPIRETIME_MS,)) + encode_millis(record.expire_at_ms)
         self._raw(out + bytes((t,)) + self._str(record.key) + payload)
         return True
+
+    def write_items(
+        self,
+        db: int,
+        items: Iterable[tuple[bytes, object]],
+        expires: Mapping[bytes, int],
+        to_value: Callable[[object], Value],
+    ) -> None:
+        """Keys straight from a keyspace, after ``begin_db(db, ...)``: a ``bytes`` value is a
+        string and is written without building a record; any other value goes through
+        ``to_value`` and :meth:`write_record`. ``expires`` maps keys to absolute ms."""
+        if self._db is None or db != self._db:
+            raise ValueError(f"items for db {db} outside begin_db({self._db})")
+        comp = self.options.compression
+        enc = encode_string
+        get = expires.get
+        has_ttl = bool(expires)
+        buf = self._buf
+        for key, v in items:
+            if type(v) is bytes:
+                if has_ttl:
+                    ms = get(key)
+                    if ms is not None:
+                        buf += b"\xfc"  # RDB_OPCODE_EXPIRETIME_MS
+                        buf += _pack_ms(ms)
+                buf += b"\x00"  # RDB_TYPE_STRING
+                buf += enc(key, compress=comp)
+                buf += enc(v, compress=comp)
+                if len(buf) >= _FLUSH_AT:
+                    self._flush()
+                    buf = self._buf
+            else:
+                self.write_record(KeyRecord(db, key, to_value(v), get(key)))
+                buf = self._buf
 
     def write_db(
         self,
@@ -501,7 +549,7 @@ class RdbWriter:
         self._flush()
         crc = self._crc if self.options.checksum else 0
         self._f.write(struct.pack("<Q", crc))
-        self.offset += 8
+        self._flushed += 8
         self._f.flush()
         self._finished = True
 

@@ -241,6 +241,34 @@ class RequestParser:
 
     def next_command(self) -> list[bytes] | None:
         """The next complete command, or None when more data is needed."""
+        hi = self._hi
+        if hi is not None:  # the hot path: hiredis is in sync (so no error, no partial command)
+            buf = self._buf
+            pos = self._pos
+            if pos < len(buf):
+                try:
+                    cmd = hi.gets()
+                except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
+                    cmd = None
+                if type(cmd) is list and cmd and buf[pos] == 0x2A:
+                    try:
+                        end = self._verify(cmd, pos)
+                    except IndexError:  # cannot happen for bytes hiredis consumed; be safe
+                        end = -1
+                    if end >= 0:
+                        self._pos = end
+                        if end >= _COMPACT_AT and end * 2 >= len(buf):
+                            del buf[:end]
+                            self._base += end
+                            self._pos = 0
+                        return cmd
+                # incomplete, empty (*0) or not provably what Valkey reads: the exact parser
+                self._hi = None
+                return self._next(False)
+        return self._next(True)
+
+    def _next(self, fast: bool) -> list[bytes] | None:
+        """next_command without the hot path; ``fast`` False: no hiredis for the first try."""
         if self._error is not None:
             raise self._error
         buf = self._buf
@@ -252,7 +280,7 @@ class RequestParser:
                     buf.clear()
                     self._pos = 0
                 return None
-            if self._fast and self._mbulk == 0:
+            if fast and self._fast and self._mbulk == 0:
                 if self._hi is None and buf[pos] == 0x2A and self._base + pos >= self._slow_until:
                     big = _BIG_AGGREGATE.search(buf, pos)
                     if big is None:
@@ -266,6 +294,7 @@ class RequestParser:
                         if cmd:
                             return cmd
                         continue
+            fast = True
             try:
                 cmd = self._slow_one()
             except ProtocolError as exc:
@@ -434,14 +463,30 @@ _DOUBLE_WORDS = {b"inf": float("inf"), b"-inf": float("-inf"), b"nan": float("na
 MAX_REPLY_NESTING: Final = 128
 
 
+class _Agg:
+    """An aggregate being built: its type byte, how many items it still needs, the items."""
+
+    __slots__ = ("items", "kind", "left")
+
+    def __init__(self, kind: int, left: int) -> None:
+        self.kind = kind
+        self.left = left  # items still to come (attributes do not count)
+        self.items: list[F.Frame] = []
+
+
 class ReplyParser:
     """Any RESP2/RESP3 reply stream -> frames (for the replay tool and tests).
 
     ``feed(data)``; ``next_frame()`` returns a frame or :data:`NEED_MORE`. Bad input raises
     :class:`ProtocolError`, after which the parser stays failed.
+
+    How this works: one element (a scalar, or an aggregate's header) is parsed at a time; open
+    aggregates wait on a stack with the items they already have. When the buffer ends inside an
+    element, the stack and the position are kept, so the next feed resumes there: a wide reply
+    that arrives in many small reads is parsed once, not again from its start on every read.
     """
 
-    __slots__ = ("_base", "_buf", "_error", "_need", "_pos")
+    __slots__ = ("_base", "_buf", "_error", "_need", "_pos", "_stack")
 
     def __init__(self) -> None:
         self._buf = bytearray()
@@ -449,6 +494,7 @@ class ReplyParser:
         self._base = 0
         self._need = 0
         self._error: ProtocolError | None = None
+        self._stack: list[_Agg] = []
 
     def feed(self, data: bytes | bytearray | memoryview) -> None:
         if self._error is None:
@@ -462,23 +508,38 @@ class ReplyParser:
         if self._error is not None:
             raise self._error
         buf = self._buf
-        if self._pos >= len(buf) or len(buf) < self._need:
-            return NEED_MORE
-        try:
-            frame, end = self._parse(self._pos)
-        except _Incomplete as inc:
-            self._need = inc.need
-            return NEED_MORE
-        except ProtocolError as exc:
-            self._error = exc
-            raise
-        self._need = 0
-        self._pos = end
-        if end >= _COMPACT_AT and end * 2 >= len(buf):
-            del buf[:end]
-            self._base += end
-            self._pos = 0
-        return frame
+        stack = self._stack
+        while True:
+            pos = self._pos
+            if pos >= len(buf) or len(buf) < self._need:
+                return NEED_MORE
+            try:
+                value, end = self._element(pos, len(stack))
+            except _Incomplete as inc:
+                self._need = inc.need
+                return NEED_MORE
+            except ProtocolError as exc:
+                self._error = exc
+                raise
+            self._need = 0
+            self._pos = end
+            if end >= _COMPACT_AT and end * 2 >= len(buf):
+                del buf[:end]
+                self._base += end
+                self._pos = 0
+            if value is None:  # an aggregate header with items to come: now on the stack
+                continue
+            while stack:  # a complete element: give it to the open aggregates
+                top = stack[-1]
+                top.items.append(value)
+                if not isinstance(value, F.Attribute):
+                    top.left -= 1
+                if top.left:
+                    break
+                stack.pop()
+                value = _build(top.kind, top.items)
+            else:
+                return value
 
     def _fail(self, message: str, at: int) -> ProtocolError:
         return ProtocolError(message, offset=self._base + at)
@@ -503,25 +564,10 @@ class ReplyParser:
             raise self._fail("Protocol error: invalid CRLF in reply", end)
         return bytes(self._buf[pos:end]), end + 2
 
-    def _items(self, pos: int, n: int, depth: int) -> tuple[list[F.Frame], int]:
-        items: list[F.Frame] = []
-        counted = 0
-        while counted < n:
-            item, pos = self._parse(pos, depth)
-            items.append(item)
-            if not isinstance(item, F.Attribute):
-                counted += 1
-        return items, pos
-
-    def _pairs(self, pos: int, n: int, depth: int) -> tuple[list[tuple[F.Frame, F.Frame]], int]:
-        flat, pos = self._items(pos, 2 * n, depth)
-        plain = [f for f in flat if not isinstance(f, F.Attribute)]
-        return list(zip(plain[0::2], plain[1::2])), pos
-
-    def _parse(self, pos: int, depth: int = 0) -> tuple[F.Frame, int]:
+    def _element(self, pos: int, depth: int) -> tuple[F.Frame | None, int]:
+        """One element at ``pos``: (frame, end), or (None, end) after pushing a non-empty
+        aggregate's header onto the stack."""
         buf = self._buf
-        if pos >= len(buf):
-            raise _Incomplete(pos + 1)
         kind = buf[pos]
         line, nxt = self._line(pos + 1)
         if kind == 0x2B:  # +
@@ -555,16 +601,12 @@ class ReplyParser:
                 return F.Array(None), nxt
             if depth >= MAX_REPLY_NESTING:
                 raise self._fail("Protocol error: reply nested too deeply", pos)
-            if kind == 0x25:
-                pairs, nxt = self._pairs(nxt, n, depth + 1)
-                return F.Map(pairs), nxt
-            if kind == 0x7C:
-                pairs, nxt = self._pairs(nxt, n, depth + 1)
-                return F.Attribute(pairs), nxt
-            items, nxt = self._items(nxt, n, depth + 1)
-            if kind == 0x2A:
-                return F.Array(items), nxt
-            return (F.Set(items) if kind == 0x7E else F.Push(items)), nxt
+            if kind in (0x25, 0x7C):  # a map or an attribute holds n pairs
+                n *= 2
+            if n == 0:
+                return _build(kind, []), nxt
+            self._stack.append(_Agg(kind, n))
+            return None, nxt
         if kind == 0x5F:  # _
             if line:
                 raise self._fail("Protocol error: invalid null", pos)
@@ -597,6 +639,19 @@ class ReplyParser:
             return float(text)
         except ValueError:
             raise self._fail("Protocol error: invalid double", pos) from None
+
+
+def _build(kind: int, items: list[F.Frame]) -> F.Frame:
+    """The frame of a finished aggregate (maps and attributes pair their non-attribute items)."""
+    if kind == 0x2A:
+        return F.Array(items)
+    if kind == 0x7E:
+        return F.Set(items)
+    if kind == 0x3E:
+        return F.Push(items)
+    plain: list[F.Frame] = [f for f in items if not isinstance(f, F.Attribute)]
+    pairs = list(zip(plain[0::2], plain[1::2]))
+    return F.Map(pairs) if kind == 0x25 else F.Attribute(pairs)
 
 
 __all__ = [

@@ -247,9 +247,16 @@ def encode_value(value: object, resp: int = 2) -> bytes:
         return integer(cast(int, value))
     if value is None:
         return NULL_BULK if resp == 2 else NULL3
+    if t is SimpleString:
+        v = cast(SimpleString, value).value
+        return _SIMPLE.get(v) or simple(v)
     out = bytearray()
     _value_into(out, value, resp)
     return bytes(out)
+
+
+# the status replies handlers return most, prebuilt (Valkey's shared.ok, shared.queued ...)
+_SIMPLE = {b"OK": OK, b"PONG": PONG, b"QUEUED": QUEUED}
 
 
 def _value_into(out: bytearray, value: object, resp: int) -> None:

@@ -1,0 +1,789 @@
+"""Atomic slot migration in the live server: the I/O around the sans-IO jobs (spec 3).
+
+How this works: :class:`MigrationIO` owns the node's :class:`SlotMigrations` and carries out
+every action its jobs return (engine/cluster/migration_job.py lists them). It is plugged into
+the server through its hooks: ``engine.migration`` (the CLUSTER MIGRATESLOTS / SYNCSLOTS /
+GETSLOTMIGRATIONS / CANCELSLOTMIGRATIONS handlers call it), ``effect_listeners`` (propagated
+writes feed the export streams), ``cron_hooks`` (timers, ACKs, timeouts), ``topology_listeners``
+(the cluster bus reports a slot owner change) and ``write_hold`` (the per-slot write pause).
+
+Source: one :class:`ExportLink` (an asyncio client connection) per job. The snapshot comes from
+a forked child through a pipe (migration_snapshot.py); the link forwards it with back-pressure,
+then the job's own bytes (the writes held meanwhile, the live stream, control messages). The
+write pause holds only commands writing to the job's slots, like blocked clients; it starts
+when the stream's unsent tail is empty, so it lasts a few round trips whatever the slot size.
+After success the moved keys are deleted in batches across event-loop turns (they are already
+unreachable: every keyed command gets MOVED), so the pause does not grow with the key count.
+
+Target: ``CLUSTER SYNCSLOTS ESTABLISH`` on an ordinary connection makes it an
+:class:`ImportLink` (``Connection.raw_sink``): its bytes go to the TargetJob, whose ``Apply``
+actions run on an internal client with the loading semantics (no redirection, no expiry, past
+TTLs stored) and go to the AOF like any write, between ``CLUSTER SYNCSLOTS ESTABLISH`` and
+``FINISH`` records. Imported keys stay hidden (engine/keyspace.py) until the takeover: the AOF
+is flushed, the slots assigned to this node with a bumped epoch, nodes.conf saved at once, and
+the bus told to broadcast. Without a cluster bus the source learns the new owner by asking the
+target (``CLUSTER NODES``) while it waits in ``failover-granted``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import os
+from typing import TYPE_CHECKING, Any
+
+from engine import errors as E
+from engine.blocking import Block
+from engine.cluster import syncslots as S
+from engine.cluster.migration import (
+    Action,
+    Apply,
+    CloseLink,
+    DeleteSlots,
+    DropSlots,
+    Finished,
+    HideSlots,
+    Job,
+    JobState,
+    PauseWrites,
+    Propagate,
+    ResumeWrites,
+    SlotMigrations,
+    SourceJob,
+    StartSnapshot,
+    TakeOwnership,
+    TargetJob,
+    UnhideSlots,
+    config_from,
+)
+from engine.cluster.routing import CROSS, NO_KEYS, command_slot
+from engine.commands.table import TABLE, Command
+from engine.commands.util import OK
+from engine.context import Effect
+from engine.errors import SYNTAX, CommandError
+from engine.server.migration_snapshot import fork_snapshot
+from persistence.aof.encoder import encode_command
+from persistence.resp.frames import Error
+from persistence.resp.parser import NEED_MORE, ReplyParser
+from persistence.resp.reply import encode_value
+
+if TYPE_CHECKING:
+    from engine.server.server import Connection, Server
+
+log = logging.getLogger("valkey-engine")
+
+HIGH_WATER = 1 << 20  # bytes queued on an export socket before the snapshot pipe waits
+PIPE_READ = 256 * 1024
+DELETE_BATCH = 4096  # moved keys deleted per event-loop turn after a successful export
+J = JobState
+
+
+class ExportLink(asyncio.Protocol):
+    """The source's connection to the target of one export job."""
+
+    def __init__(self, io: MigrationIO, job: SourceJob) -> None:
+        self.io = io
+        self.job = job
+        self.transport: asyncio.Transport | None = None
+        self.closed = False
+        self.child_pid = -1
+        self.pipe_fd = -1
+        self.reading = False
+        self.writing_paused = False
+        self.pause_retry: asyncio.TimerHandle | None = None
+        self.owner_poll: asyncio.Task[None] | None = None
+
+    # -- asyncio callbacks ------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        t: Any = transport
+        self.transport = t
+        t.set_write_buffer_limits(high=HIGH_WATER)
+        if self.job.finished:  # cancelled while connecting
+            t.close()
+            return
+        self.io.run(self.job, self.job.connected(self.io.now()))
+
+    def data_received(self, data: bytes) -> None:
+        job = self.job
+        self.io.run(job, job.receive_data(data, self.io.now(), unsent=self.unsent()))
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.stop_pipe(kill=True)
+        if not self.closed:
+            self.closed = True
+            self.io.run(self.job, self.job.link_lost(self.io.now()))
+
+    def pause_writing(self) -> None:
+        self.writing_paused = True
+        self._update_reader()
+
+    def resume_writing(self) -> None:
+        self.writing_paused = False
+        self._update_reader()
+
+    @property
+    def polling_done(self) -> bool:
+        return self.owner_poll is None or self.owner_poll.done()
+
+    # -- output -----------------------------------------------------------------------------
+    def unsent(self) -> int:
+        t = self.transport
+        return t.get_write_buffer_size() if t is not None and not self.closed else 0
+
+    @property
+    def forwarding(self) -> bool:
+        """The snapshot pipe still has to be copied: the job's bytes must wait behind it."""
+        return self.pipe_fd >= 0 and self.job.snapshotting
+
+    def flush(self) -> None:
+        t = self.transport
+        if t is None or self.closed or self.forwarding:
+            return
+        data = self.job.data_to_send()
+        if data:
+            t.write(data)
+
+    def close(self) -> None:
+        """CloseLink: write what is left, then close."""
+        self.stop_pipe(kill=True)
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        if self.transport is not None:
+            self.transport.close()
+        if self.owner_poll is not None:
+            self.owner_poll.cancel()
+
+    # -- the snapshot pipe ------------------------------------------------------------------
+    def start_snapshot(self) -> None:
+        io, job = self.io, self.job
+        if self.transport is None or self.closed:
+            return
+        self.flush()  # the ACK sent after ESTABLISH goes before the snapshot
+        try:
+            pid, fd = fork_snapshot(io.engine, job.ranges)
+        except OSError as e:
+            log.warning("Slot migration %s: can't fork the snapshot: %s", job.name.decode(), e)
+            io.run(job, job.snapshot_not_started(io.now()))
+            return
+        self.child_pid, self.pipe_fd = pid, fd
+        log.info("Slot migration %s: snapshot child %d started", job.name.decode(), pid)
+        io.run(job, job.begin_snapshot(io.now()))
+        self._update_reader()
+
+    def _update_reader(self) -> None:
+        loop = self.io.loop
+        want = self.pipe_fd >= 0 and not self.writing_paused and not self.closed
+        if want and not self.reading:
+            loop.add_reader(self.pipe_fd, self._pipe_readable)
+            self.reading = True
+        elif not want and self.reading:
+            loop.remove_reader(self.pipe_fd)
+            self.reading = False
+
+    def _pipe_readable(self) -> None:
+        try:
+            data = os.read(self.pipe_fd, PIPE_READ)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if data:
+            if self.transport is not None and not self.closed:
+                self.transport.write(data)
+            return
+        ok = self._reap()
+        self.stop_pipe(kill=False)
+        job = self.job
+        if job.snapshotting:  # else REQUEST-PAUSE already moved it on: the EOF got through
+            self.io.run(job, job.snapshot_done(self.io.now(), ok))
+        else:
+            self.flush()
+
+    def _reap(self) -> bool:
+        pid, self.child_pid = self.child_pid, -1
+        if pid <= 0:
+            return False
+        _, status = os.waitpid(pid, 0)
+        if self.io.server.durability.child_pid <= 0:
+            gc.unfreeze()
+        return os.waitstatus_to_exitcode(status) == 0
+
+    def stop_pipe(self, *, kill: bool) -> None:
+        if self.reading:
+            self.io.loop.remove_reader(self.pipe_fd)
+            self.reading = False
+        if self.pipe_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(self.pipe_fd)
+            self.pipe_fd = -1
+        if kill and self.child_pid > 0:
+            with contextlib.suppress(OSError):
+                os.kill(self.child_pid, 9)
+            self._reap()
+
+
+class ImportLink:
+    """The target's side: a client connection turned into the job's byte stream."""
+
+    def __init__(self, io: MigrationIO, job: TargetJob, conn: Connection) -> None:
+        self.io = io
+        self.job = job
+        self.conn = conn
+        self.closed = False
+
+    def receive(self, data: bytes) -> None:
+        if not self.closed:
+            self.io.run(self.job, self.job.receive_data(data, self.io.now()))
+
+    @property
+    def lost(self) -> bool:
+        t = self.conn.transport
+        return self.conn.client is None or t is None or t.is_closing()
+
+    def flush(self) -> None:
+        if self.closed or self.lost:
+            return
+        data = self.job.data_to_send()
+        if data:
+            self.conn.send(data)  # written despite reply-off (spec 3.3 step 4)
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.flush()
+        self.closed = True
+        self.conn.raw_sink = _discard
+        self.conn.closing = True
+        self.io.server.schedule_flush()
+
+
+def _discard(data: bytes) -> None:
+    pass
+
+
+class MigrationIO:
+    """Every slot migration of this node (see the module docstring)."""
+
+    def __init__(self, server: Server) -> None:
+        engine = server.engine
+        assert engine.cluster is not None
+        self.server = server
+        self.engine = engine
+        cfg = engine.config
+        self.m = SlotMigrations(
+            engine.cluster.myself.name.encode(),
+            config_from(cfg.__getitem__),
+            log_max_len=int(cfg["cluster-slot-migration-log-max-len"]),
+        )
+        self.exports: dict[bytes, ExportLink] = {}
+        self.imports: dict[bytes, ImportLink] = {}
+        self.paused: dict[bytes, tuple[frozenset[int], int]] = {}  # job -> (slots, until ms)
+        self.paused_slots: frozenset[int] = frozenset()
+        self.held: list[Connection] = []
+        self.deleting: list[tuple[int, int]] = []  # slots whose moved keys are still deleted
+        self.delete_scheduled = False
+        self.flush_scheduled = False
+        self.client = engine.new_client("slot-migration", "")
+        self.client.authenticated = True
+        self.client.flags.add("must_obey")
+        engine.clients.pop(self.client.id, None)  # internal: not in CLIENT LIST
+        server.migration = self
+        engine.migration = self
+        server.effect_listeners.append(self.on_effects)
+        server.cron_hooks.append(self.cron)
+        server.topology_listeners.append(self.on_topology)
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        loop = self.server.loop
+        assert loop is not None
+        return loop
+
+    def now(self) -> int:
+        return self.engine.clock.now_ms()
+
+    # -- cluster view -----------------------------------------------------------------------
+    def owner_of(self, slot: int) -> bytes | None:
+        cluster = self.engine.cluster
+        assert cluster is not None
+        node = cluster.slots[slot]
+        return None if node is None else node.name.encode()
+
+    def known(self, name: bytes) -> bool:
+        cluster = self.engine.cluster
+        assert cluster is not None
+        node = cluster.lookup(name.decode("latin-1"))
+        return node is not None and "handshake" not in node.flags
+
+    def _manual(self) -> dict[str, bool]:
+        cluster = self.engine.cluster
+        assert cluster is not None
+        return {
+            "primary": cluster.myself.is_primary,
+            "manual_importing": bool(cluster.importing),
+            "manual_migrating": bool(cluster.migrating),
+        }
+
+    # -- the commands (engine.cluster.migration.MigrationHost) ------------------------------
+    def migrate_slots(self, client_id: int, argv: list[bytes], now_ms: int) -> Any:
+        jobs = self.m.migrate_slots(
+            argv, now_ms, owner_of=self.owner_of, known=self.known, **self._manual()
+        )
+        for job in jobs:
+            link = ExportLink(self, job)
+            self.exports[job.name] = link
+            self.loop.create_task(self._connect(link))
+        return OK
+
+    async def _connect(self, link: ExportLink) -> None:
+        cluster = self.engine.cluster
+        assert cluster is not None
+        job = link.job
+        node = cluster.lookup(job.target_id.decode("latin-1"))
+        try:
+            if node is None:
+                raise OSError("unknown node")
+            await self.loop.create_connection(lambda: link, node.ip, node.client_port)
+        except OSError as e:
+            if not job.finished:
+                self.run(job, job.connect_failed(self.now(), e.strerror or str(e)))
+
+    def syncslots(self, client_id: int, argv: list[bytes], now_ms: int) -> Any:
+        sub = argv[2].lower()
+        if sub == b"establish":
+            return self._establish(client_id, argv, now_ms)
+        if sub == b"finish":  # from a primary or an operator: closes a tracking job
+            msg = S.parse(argv)
+            assert isinstance(msg, S.Finish)
+            job = self.m.job(msg.name)
+            if not isinstance(job, TargetJob) or not job.tracking_only:
+                raise CommandError(E.ERR_NO_SUCH_JOB)
+            self.run(job, job.finish_received(msg, now_ms))
+            return OK
+        if sub == b"capa":
+            return OK
+        raise CommandError(SYNTAX)  # the other messages only travel on a migration link
+
+    def _establish(self, client_id: int, argv: list[bytes], now_ms: int) -> Any:
+        conn = self.server.connections.get(client_id)
+        if conn is None:
+            raise CommandError(SYNTAX)
+        msg = S.parse(argv, self.owner_of)
+        if isinstance(msg, S.Establish):
+            self._finish_deleting(msg.ranges)
+        job, actions = self.m.establish(
+            argv, now_ms, owner_of=self.owner_of, known=self.known, **self._manual()
+        )
+        self._drop_strays(job.ranges)
+        link = ImportLink(self, job, conn)
+        self.imports[job.name] = link
+        conn.raw_sink = link.receive  # replies off: the rest of the bytes are the stream
+        log.info("Slot import %s of %s from %s started", job.name.decode(),
+                 S.ranges_text(job.ranges).decode(), job.source_id.decode())  # fmt: skip
+        self.run(job, actions)
+        return OK
+
+    def cancel(self, now_ms: int) -> Any:
+        for job, actions in self.m.cancel(now_ms):
+            self.run(job, actions)
+        return OK
+
+    def entries(self) -> list[dict[bytes, bytes | int]]:
+        for link in self.exports.values():
+            link.job.transport_backlog = link.unsent()
+        return self.m.entries()
+
+    # -- events -----------------------------------------------------------------------------
+    def on_effects(self, effects: list[Effect]) -> None:
+        m = self.m
+        if not m.jobs:
+            return
+        for _, argv in effects:
+            name = argv[0].lower()
+            if name in (b"flushall", b"flushdb"):
+                for job, actions in m.flushed(self.now()):
+                    self.run(job, actions)
+                break
+        if self.exports:
+            m.feed(effects)
+            self.schedule_flush()
+
+    def on_topology(self) -> None:
+        for job, actions in self.m.topology(self.now(), self.owner_of):
+            self.run(job, actions)
+
+    def cron(self) -> None:
+        if not self.m.jobs:
+            return
+        now = self.now()
+        for name, ilink in list(self.imports.items()):
+            if ilink.lost and not ilink.closed:
+                ilink.closed = True
+                self.run(ilink.job, ilink.job.link_lost(now))
+            if ilink.job.finished:
+                del self.imports[name]
+        for link in self.exports.values():
+            link.job.transport_backlog = link.unsent()
+        for job, actions in self.m.tick(now):
+            self.run(job, actions)
+        for name, (_, until) in list(self.paused.items()):
+            if now > until:  # the job's own tick fails it too; never stay paused
+                self._resume(name)
+        no_bus = self.server.cluster_bus is None
+        for name, link in list(self.exports.items()):
+            sjob = link.job
+            if sjob.finished and link.closed:
+                del self.exports[name]
+            elif no_bus and sjob.state is J.EXPORT_FAILOVER_GRANTED and link.polling_done:
+                link.owner_poll = self.loop.create_task(self._poll_owner(sjob))
+        self.flush_all()
+
+    # -- carrying out actions ---------------------------------------------------------------
+    def run(self, job: Job, actions: list[Action]) -> None:
+        took_over = False
+        server = self.server
+        for a in actions:
+            t = type(a)
+            if t is Apply:
+                assert isinstance(a, Apply) and isinstance(job, TargetJob)
+                self._apply(job, a.argv)
+            elif t is Propagate:
+                assert isinstance(a, Propagate)
+                server.propagate([(-1, a.argv)])
+            elif t is HideSlots:
+                assert isinstance(a, HideSlots)
+                self.engine.keyspace.hide_slots(a.ranges)
+            elif t is UnhideSlots:
+                assert isinstance(a, UnhideSlots)
+                self.engine.keyspace.unhide_slots(a.ranges)
+            elif t is DropSlots:
+                assert isinstance(a, DropSlots)
+                self._drop_unowned(a.ranges)
+            elif t is TakeOwnership:
+                assert isinstance(a, TakeOwnership)
+                self._take_ownership(a.ranges)
+                took_over = True
+            elif t is StartSnapshot:
+                link = self.exports.get(job.name)
+                if link is not None:
+                    link.start_snapshot()
+            elif t is PauseWrites:
+                assert isinstance(a, PauseWrites)
+                self._pause(a)
+            elif t is ResumeWrites:
+                assert isinstance(a, ResumeWrites)
+                self._resume(a.job)
+            elif t is DeleteSlots:
+                assert isinstance(a, DeleteSlots)
+                self._delete_later(a.ranges)
+            elif t is CloseLink:
+                self._close(job)
+            elif t is Finished:
+                assert isinstance(a, Finished)
+                log.info("Slot migration %s (%s %s) finished: %s %s", job.name.decode(),
+                         job.operation.decode(), S.ranges_text(job.ranges).decode(),
+                         a.state.text, a.message)  # fmt: skip
+        if took_over:
+            self._announce()
+        self._flush_job(job)
+        if isinstance(job, SourceJob) and job.state is J.WAITING_TO_PAUSE:
+            self._retry_pause_soon(job)
+        if self.engine.ready_keys:
+            server.serve_ready()
+        if self.engine.pushed:
+            server.deliver_pushes()
+        server.schedule_flush()
+
+    def _flush_job(self, job: Job) -> None:
+        link = self.exports.get(job.name) if isinstance(job, SourceJob) else None
+        if link is not None:
+            link.flush()
+        elif isinstance(job, TargetJob):
+            ilink = self.imports.get(job.name)
+            if ilink is not None:
+                ilink.flush()
+
+    def schedule_flush(self) -> None:
+        if not self.flush_scheduled:
+            self.flush_scheduled = True
+            self.loop.call_soon(self.flush_all)
+
+    def flush_all(self) -> None:
+        self.flush_scheduled = False
+        for link in self.exports.values():
+            link.flush()
+            job = link.job
+            if job.state is J.WAITING_TO_PAUSE:
+                self.run(job, job.tick(self.now(), unsent=link.unsent()))
+        for ilink in self.imports.values():
+            ilink.flush()
+
+    def _retry_pause_soon(self, job: SourceJob) -> None:
+        link = self.exports.get(job.name)
+        if link is None or link.pause_retry is not None:
+            return
+
+        def retry() -> None:
+            link.pause_retry = None
+            if job.state is J.WAITING_TO_PAUSE:
+                link.flush()
+                self.run(job, job.tick(self.now(), unsent=link.unsent()))
+
+        link.pause_retry = self.loop.call_later(0.002, retry)
+
+    def _close(self, job: Job) -> None:
+        if isinstance(job, SourceJob):
+            link = self.exports.get(job.name)
+            if link is not None:
+                link.close()
+        else:
+            ilink = self.imports.get(job.name)
+            if ilink is not None:
+                ilink.close()
+
+    # -- target -----------------------------------------------------------------------------
+    def _apply(self, job: TargetJob, argv: list[bytes]) -> None:
+        """Run one command of the import stream (spec 3.7): no redirection, no expiry, past
+        TTLs stored, nothing replied; its propagated form goes to the AOF."""
+        engine = self.engine
+        was = engine.loading
+        engine.loading = True
+        try:
+            reply, effects = engine.execute(self.client, argv)
+        finally:
+            engine.loading = was
+        if effects:
+            self.server.propagate(effects)
+        if type(reply) is Error:
+            log.warning("Slot import %s: %r failed: %s", job.name.decode(), argv[:2],
+                        reply.message.decode(errors="replace"))  # fmt: skip
+            self.run(job, job.apply_failed(self.now()))
+
+    def _take_ownership(self, ranges: S.Ranges) -> None:
+        """performSlotImportJobFailover: epoch bump without consensus, slots to myself."""
+        cluster = self.engine.cluster
+        assert cluster is not None
+        cluster.bump_epoch()
+        me = cluster.myself
+        for s, e in ranges:
+            for slot in range(s, e + 1):
+                cluster.importing.pop(slot, None)
+                cluster.del_slot(slot)
+                cluster.add_slot(me, slot)
+        cluster.todo_save = True
+        cluster.update_state(self.now())
+
+    def _announce(self) -> None:
+        """After a takeover: the imported writes and FINISH durable first, then nodes.conf,
+        then the news (clusterSaveConfigOrDie + clusterBroadcastPong)."""
+        server = self.server
+        if server.aof is not None:
+            server.aof.flush()
+        if server.cluster_config is not None:
+            server.cluster_config.save()
+        bus = server.cluster_bus
+        if bus is not None:
+            bus.broadcast()
+        for listener in server.topology_listeners:
+            if listener != self.on_topology:
+                listener()
+
+    def _drop_unowned(self, ranges: S.Ranges) -> None:
+        """Cleanup of a failed import: delete the keys of slots this node does not own, in
+        every db, one ``UNLINK`` each (src/cluster_migrateslots.c delKeysNotOwnedByMyself)."""
+        cluster = self.engine.cluster
+        assert cluster is not None
+        me = cluster.myself
+        slots = [x for s, e in ranges for x in range(s, e + 1) if cluster.slots[x] is not me]
+        self._unlink_slots(slots)
+
+    def _drop_strays(self, ranges: S.Ranges) -> None:
+        """An import starts from empty slots (Valkey asserts it): leftovers are deleted."""
+        self._unlink_slots([x for s, e in ranges for x in range(s, e + 1)])
+
+    def _unlink_slots(self, slots: list[int], limit: int | None = None) -> int:
+        effects: list[Effect] = []
+        for db in self.engine.keyspace.dbs:
+            if not db.data:
+                continue
+            for slot in slots:
+                keys = db.keys_in_slot(slot)
+                if not keys:
+                    continue
+                for key in list(keys):
+                    db.delete(key)
+                    self.engine.keyspace.touch_watched(db.id, key)
+                    effects.append((db.id, [b"UNLINK", key]))
+                    if limit is not None and len(effects) >= limit:
+                        break
+                if limit is not None and len(effects) >= limit:
+                    break
+        if effects:
+            self.server.propagate(effects)
+        return len(effects)
+
+    # -- source -----------------------------------------------------------------------------
+    def _pause(self, a: PauseWrites) -> None:
+        slots = frozenset(x for s, e in a.ranges for x in range(s, e + 1))
+        self.paused[a.job] = (slots, a.until_ms)
+        self._set_paused_slots()
+
+    def _resume(self, job: bytes) -> None:
+        if self.paused.pop(job, None) is None:
+            return
+        self._set_paused_slots()
+        held, self.held = self.held, []
+        for conn in held:
+            self._release(conn)
+
+    def _set_paused_slots(self) -> None:
+        slots: set[int] = set()
+        for s, _ in self.paused.values():
+            slots |= s
+        self.paused_slots = frozenset(slots)
+        self.server.write_hold = self.hold if slots else None
+
+    def hold(self, conn: Connection, argv: list[bytes]) -> bool:
+        """Server.process asks before running a command while a pause is on: True when the
+        command writes to a paused slot; the connection is then parked until the resume."""
+        client = conn.client
+        if client is None:
+            return False
+        cmd = _resolve(argv)
+        if cmd is None:
+            return False
+        if cmd.name == "exec":
+            queued = client.multi or []
+            writes = [(c, q) for q in queued if (c := _resolve(q)) is not None and c.write]
+        elif client.multi is not None or not cmd.write:
+            return False
+        else:
+            writes = [(cmd, argv)]
+        for c, q in writes:
+            slot = command_slot(c, q)
+            if slot not in (NO_KEYS, CROSS) and slot in self.paused_slots:
+                self.server.block(conn, argv, Block(client.db, [], 0, None))
+                self.held.append(conn)
+                return True
+        return False
+
+    def _release(self, conn: Connection) -> None:
+        server = self.server
+        argv = conn.blocked_argv
+        client = conn.client
+        server._unpark(conn)
+        if argv is None or client is None or conn.closing:
+            return
+        if server.write_hold is not None and self.hold(conn, argv):
+            return  # another job still pauses that slot
+        reply, effects = self.engine.execute(client, argv)
+        if effects:
+            server.propagate(effects)
+        if type(reply) is Block:
+            server.block(conn, argv, reply)
+            return
+        if client.reply_mode == "on":
+            conn.send(encode_value(reply, client.resp))
+        elif client.reply_mode == "skip":
+            client.reply_mode = "on"
+        if conn.parser.buffered:
+            server.process(conn)
+
+    def _delete_later(self, ranges: S.Ranges) -> None:
+        """The moved keys go in batches: clients already get MOVED for them."""
+        self.deleting.extend(ranges)
+        if not self.delete_scheduled:
+            self.delete_scheduled = True
+            self.loop.call_soon(self._delete_step)
+
+    def _delete_step(self) -> None:
+        self.delete_scheduled = False
+        if not self.deleting:
+            return
+        slots = [x for s, e in self.deleting for x in range(s, e + 1)]
+        cluster = self.engine.cluster
+        assert cluster is not None
+        mine = {x for x in slots if cluster.slots[x] is cluster.myself}
+        n = self._unlink_slots([x for x in slots if x not in mine], DELETE_BATCH)
+        if n < DELETE_BATCH:
+            self.deleting.clear()
+        else:
+            self.delete_scheduled = True
+            self.loop.call_soon(self._delete_step)
+        self.server.schedule_flush()
+
+    def _finish_deleting(self, ranges: S.Ranges) -> None:
+        """The slots come back before their old keys were all deleted: finish that first."""
+        if self.deleting and S.ranges_overlap(tuple(self.deleting), ranges):
+            while self.deleting:
+                self._delete_step()
+
+    async def _poll_owner(self, job: SourceJob) -> None:
+        """Without a cluster bus: ask the target whether it owns the job's slots now, and if
+        so record it (what the bus' PONG would have told us)."""
+        cluster = self.engine.cluster
+        assert cluster is not None
+        node = cluster.lookup(job.target_id.decode("latin-1"))
+        if node is None:
+            return
+        try:
+            reader, writer = await asyncio.open_connection(node.ip, node.client_port)
+        except OSError:
+            return
+        try:
+            writer.write(encode_command([b"CLUSTER", b"NODES"]))
+            parser = ReplyParser()
+            frame: Any = NEED_MORE
+            while frame is NEED_MORE:
+                data = await asyncio.wait_for(reader.read(65536), 2)
+                if not data:
+                    return
+                parser.feed(data)
+                frame = parser.next_frame()
+        except (TimeoutError, OSError):
+            return
+        finally:
+            writer.close()
+        text = getattr(frame, "value", b"")
+        if isinstance(text, bytes):
+            self._learn_owner(job, text)
+
+    def _learn_owner(self, job: SourceJob, nodes: bytes) -> None:
+        cluster = self.engine.cluster
+        assert cluster is not None
+        for line in nodes.decode(errors="replace").splitlines():
+            parts = line.split()
+            if len(parts) < 8 or "myself" not in parts[2].split(","):
+                continue
+            owned: set[int] = set()
+            for r in parts[8:]:
+                if r.startswith("["):
+                    continue
+                a, _, b = r.partition("-")
+                owned.update(range(int(a), int(b or a) + 1))
+            want = {x for s, e in job.ranges for x in range(s, e + 1)}
+            node = cluster.lookup(parts[0])
+            if node is None or not want <= owned:
+                return
+            epoch = int(parts[6])
+            node.config_epoch = max(node.config_epoch, epoch)
+            cluster.current_epoch = max(cluster.current_epoch, epoch)
+            for slot in sorted(want):
+                cluster.del_slot(slot)
+                cluster.add_slot(node, slot)
+            cluster.todo_save = True
+            for listener in self.server.topology_listeners:
+                listener()
+            return
+
+
+
+def _resolve(argv: list[bytes]) -> Command | None:
+    cmd = TABLE.get(argv[0].lower())
+    if cmd is not None and cmd.container and len(argv) > 1:
+        return cmd.subcommands.get(argv[1].lower())
+    return cmd

@@ -1,0 +1,289 @@
+"""The senders of ``valkey-aof replay``: segments in, pipelined pieces out.
+
+:class:`Standalone` queues each segment on its one connection (a SELECT first when the db
+changes). :class:`Cluster` splits a segment by the node owning each command's slot, keeping the
+order per node (commands for different nodes touch different keys, so their relative order does
+not matter). A raw run from the fast scanner (tools/replay_fastscan.py) is routed in one tight
+loop: one-key commands get their slot from the key at the command table's key position, with no
+per-command object built. Cross-slot commands become their per-slot effects
+(tools/replay_xslot.py): split ones are queued like any other command, the others run
+synchronously through ``on_sync`` after everything queued before them was acknowledged.
+Transactions spanning slots are sent as one MULTI/EXEC per slot when each of their commands
+has one slot, else command by command (``split_txns`` counts them for the report).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from typing import overload
+
+from persistence.aof.encoder import encode_command
+from persistence.crc import key_slot
+from tools.replay_cluster import NO_KEY, ClusterMap, CrossSlot
+from tools.replay_conn import Cmd, Conn, Piece
+from tools.replay_fastscan import ARG_SIZE, ARGC_SIZE, RawCmds
+from tools.replay_source import GenCmd, Segment
+from tools.replay_xslot import handled, split_by_slot
+
+_MULTI = encode_command([b"MULTI"])
+_EXEC = encode_command([b"EXEC"])
+_ARG = ARG_SIZE.__getitem__
+
+Item = int | tuple[int, Cmd]  # a raw run's position, or (position, command)
+
+
+class Standalone:
+    mode = "standalone"
+
+    def __init__(self, conn: Conn) -> None:
+        self.conn = conn
+        self.conns = {conn.name: conn}
+
+    def send(self, seg: Segment) -> None:
+        c = self.conn
+        data, prefix = seg.data, 0
+        if c.db != seg.db:
+            data = encode_command([b"SELECT", b"%d" % seg.db]) + data
+            prefix = 1
+        c.db = seg.db if seg.db_after is None else seg.db_after
+        c.queue(Piece(data, seg.cmds, seg.first_index, txn=seg.txn, prefix=prefix))
+
+
+class PickCmds(Sequence[Cmd]):
+    """The commands of one node's piece: positions in a raw run, or commands."""
+
+    __slots__ = ("items", "raw")
+
+    def __init__(self, raw: RawCmds | None, items: list[Item]) -> None:
+        self.raw = raw
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def _get(self, it: Item) -> Cmd:
+        if type(it) is int:
+            assert self.raw is not None
+            return self.raw[it]
+        assert isinstance(it, tuple)
+        return it[1]
+
+    @overload
+    def __getitem__(self, i: int) -> Cmd: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[Cmd]: ...
+    def __getitem__(self, i: int | slice) -> Cmd | list[Cmd]:
+        if isinstance(i, slice):
+            return [self._get(it) for it in self.items[i]]
+        return self._get(self.items[i])
+
+    def __iter__(self) -> Iterator[Cmd]:
+        return (self._get(it) for it in self.items)
+
+
+class Cluster:
+    mode = "cluster"
+
+    def __init__(
+        self,
+        cmap: ClusterMap,
+        multi_db: bool,
+        on_cross: Callable[[Cmd, str], None],
+        on_sync: Callable[[Cmd, int, int], None],
+    ) -> None:
+        self.map = cmap
+        self.multi_db = multi_db
+        self.on_cross = on_cross  # a command that cannot be replayed on a cluster
+        self.on_sync = on_sync  # (cmd, db, index): run a cross-slot command synchronously
+        self.conns = cmap.conns
+        self.redirects: list[tuple[int, Cmd, str, str, int]] = []  # index, cmd, kind, node, db
+        self.split_txns = 0
+        self.cross_slot: Counter[str] = Counter()  # cross-slot commands replayed as effects
+
+    def _conn(self, name: str) -> Conn:
+        return self.map.conn(name)
+
+    def _prefix(self, conn: Conn, db: int) -> tuple[bytes, int]:
+        if not self.multi_db or conn.db == db:
+            return b"", 0
+        conn.db = db
+        return encode_command([b"SELECT", b"%d" % db]), 1
+
+    def send(self, seg: Segment) -> None:
+        if seg.txn:
+            self._send_txn(seg)
+        elif type(seg.cmds) is RawCmds:
+            self._send_raw(seg.cmds, seg.data, seg.db, seg.first_index)
+        else:
+            pos = 0
+            pairs: list[tuple[Cmd, bytes]] = []
+            for c in seg.cmds:
+                pairs.append((c, seg.data[pos : pos + c.size]))
+                pos += c.size
+            self._send_cmds(pairs, seg.db, seg.first_index)
+
+    # -- plain commands ------------------------------------------------------------------------
+    def _queue(
+        self, raw: RawCmds | None, parts: list[list[bytes]], items: list[list[Item]], db: int,
+        first: int,
+    ) -> None:  # fmt: skip
+        primaries = self.map.primaries
+        for o, body in enumerate(parts):
+            if not body:
+                continue
+            its = items[o]
+            idx = [first + (it if type(it) is int else it[0]) for it in its]  # type: ignore[index]
+            conn = self._conn(primaries[o])
+            pre, n = self._prefix(conn, db)
+            data = b"".join(body)
+            conn.queue(Piece(pre + data if pre else data, PickCmds(raw, its), idx[0], idx,
+                             prefix=n, db=db))  # fmt: skip
+
+    def _route(
+        self, c: Cmd, piece: bytes, i: int, db: int, first: int, raw: RawCmds | None,
+        parts: list[list[bytes]], items: list[list[Item]],
+    ) -> bool:  # fmt: skip
+        """Route one command by the general rules; True when the batch was flushed (a
+        synchronous cross-slot command ran, the caller starts new lists)."""
+        cmap = self.map
+        try:
+            slot = cmap.slot_of(c.argv)
+        except CrossSlot as e:
+            split = split_by_slot(c.argv)
+            if split is not None:
+                for s, argv in split:  # each part is acknowledged as the command
+                    o = cmap.primaries.index(cmap.node_of(s))
+                    parts[o].append(encode_command(argv))
+                    items[o].append((i, GenCmd(argv, c.file, c.offset, c.size)))
+                self.cross_slot[c.argv[0].decode(errors="replace").upper()] += 1
+                return False
+            if handled(c.argv):
+                self._queue(raw, parts, items, db, first)
+                self.cross_slot[c.argv[0].decode(errors="replace").upper()] += 1
+                self.on_sync(c, db, first + i)
+                return True
+            self.on_cross(c, str(e))
+            return False
+        if slot == NO_KEY:
+            for o in range(len(cmap.primaries)):
+                parts[o].append(piece)
+                items[o].append((i, c))
+        else:
+            o = cmap.owner[slot]
+            if o < 0:
+                o = cmap.primaries.index(cmap.node_of(slot))
+            parts[o].append(piece)
+            items[o].append((i, c))
+        return False
+
+    def _send_cmds(self, pairs: list[tuple[Cmd, bytes]], db: int, first: int) -> None:
+        n = len(self.map.primaries)
+        parts: list[list[bytes]] = [[] for _ in range(n)]
+        items: list[list[Item]] = [[] for _ in range(n)]
+        for i, (c, piece) in enumerate(pairs):
+            if self._route(c, piece, i, db, first, None, parts, items):
+                n = len(self.map.primaries)
+                parts = [[] for _ in range(n)]
+                items = [[] for _ in range(n)]
+        self._queue(None, parts, items, db, first)
+
+    def _send_raw(self, raw: RawCmds, data: bytes, db: int, first: int) -> None:
+        """The hot loop: a run of plain commands, routed without building command objects."""
+        cmap = self.map
+        simple = cmap.simple_keys
+        owner = cmap.owner
+        crc = cmap.crc16
+        table = cmap.crc16_table
+        learn = cmap.learn
+        argc_size = ARGC_SIZE
+        arg = _ARG
+        n = len(cmap.primaries)
+        parts: list[list[bytes]] = [[] for _ in range(n)]
+        items: list[list[Item]] = [[] for _ in range(n)]
+        pos = 0
+        for i, argv in enumerate(raw.argvs):
+            size = argc_size[len(argv)] + sum(map(arg, map(len, argv)))
+            k = simple.get(argv[0])
+            if k is None:
+                k = learn(argv)
+            if k is not None and len(argv) > k:
+                key = argv[k]
+                slot = key_slot(key) if 123 in key else crc(key, 0, table) & 0x3FFF  # '{'
+                o = owner[slot]
+                if o >= 0:
+                    parts[o].append(data[pos : pos + size])
+                    items[o].append(i)
+                    pos += size
+                    continue
+            c = raw[i]
+            if self._route(c, data[pos : pos + size], i, db, first, raw, parts, items):
+                owner = cmap.owner
+                n = len(cmap.primaries)
+                parts = [[] for _ in range(n)]
+                items = [[] for _ in range(n)]
+            pos += size
+        self._queue(raw, parts, items, db, first)
+
+    # -- transactions --------------------------------------------------------------------------
+    def _send_txn(self, seg: Segment) -> None:
+        cmap = self.map
+        slots: list[int] = []
+        cross = False
+        for c in seg.cmds:
+            try:
+                slots.append(cmap.slot_of(c.argv))
+            except CrossSlot:
+                cross = True
+                slots.append(NO_KEY)
+        keyed = {s for s in slots if s != NO_KEY}
+        if not cross and len(keyed) <= 1:
+            slot = keyed.pop() if keyed else NO_KEY
+            names = [cmap.node_of(slot)] if slot != NO_KEY else cmap.primaries[:1]
+            for name in names:
+                conn = self._conn(name)
+                pre, n = self._prefix(conn, seg.db)
+                conn.queue(
+                    Piece(pre + seg.data, seg.cmds, seg.first_index, txn=True, prefix=n, db=seg.db)
+                )
+                if seg.db_after is not None and self.multi_db:
+                    conn.db = seg.db_after
+            return
+        if any(c.argv[0].upper() == b"SELECT" for c in seg.cmds):
+            self.on_cross(
+                seg.cmds[0],
+                "a MULTI/EXEC transaction with a SELECT inside touches keys in different "
+                "slots; a cluster cannot run it",
+            )
+            return
+        self.split_txns += 1
+        pairs: list[tuple[Cmd, bytes]] = [(c, encode_command(c.argv)) for c in seg.cmds]
+        if cross or NO_KEY in slots:  # command by command (each routed on its own)
+            self._send_cmds(pairs, seg.db, seg.first_index)
+            return
+        groups: dict[int, list[int]] = {}
+        for i, s in enumerate(slots):
+            groups.setdefault(s, []).append(i)
+        for s, positions in groups.items():
+            conn = self._conn(cmap.node_of(s))
+            pre, n = self._prefix(conn, seg.db)
+            body = b"".join(pairs[i][1] for i in positions)
+            idx = [seg.first_index + i for i in positions]
+            cmds = [pairs[i][0] for i in positions]
+            conn.queue(Piece(pre + _MULTI + body + _EXEC, cmds, idx[0], idx, txn=True, prefix=n,
+                             db=seg.db))  # fmt: skip
+
+    # -- redirections --------------------------------------------------------------------------
+    def resend(self, redirects: list[tuple[int, Cmd, str, str, int]]) -> None:
+        if any(kind == "MOVED" for _, _, kind, _, _ in redirects):
+            self.map.refresh()
+        for index, cmd, kind, node, db in sorted(redirects, key=lambda r: r[0]):
+            if kind == "ASK":
+                conn = self._conn(node)
+            else:
+                conn = self._conn(self.map.node_of(self.map.slot_of(cmd.argv)))
+            pre, n = self._prefix(conn, db)
+            if kind == "ASK":
+                pre, n = pre + encode_command([b"ASKING"]), n + 1
+            data = pre + encode_command(cmd.argv)
+            conn.queue(Piece(data, [cmd], index, [index], prefix=n, db=db))
