@@ -166,7 +166,8 @@ class Figure:
         med, lo, hi = statistics.median(values), min(values), max(values)
         if len(values) == 1:
             return fmt_value(med, self.unit)
-        return f"{fmt_value(med, self.unit)} [{fmt_number(lo, self.unit)}-{fmt_number(hi, self.unit)}]"
+        lo_hi = f"{fmt_number(lo, self.unit)}-{fmt_number(hi, self.unit)}"
+        return f"{fmt_value(med, self.unit)} [{lo_hi}]"
 
 
 def fmt_number(v: float, unit: str) -> str:

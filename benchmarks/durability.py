@@ -28,7 +28,6 @@ from _common import (
     CLIENT_CORE,
     Figure,
     rss,
-    server_load_seconds,
     server_load_seconds_rss,
     table,
     valkey,
@@ -108,8 +107,8 @@ def throughput(kind: str, work: Path, policy: str, requests: int) -> float:
     proc, port = start(kind, d)
     try:
         redis.Redis(port=port).config_set("appendfsync", policy)
-        cmd = [*pin(CLIENT_CORE), "redis-benchmark", "-p", str(port), "-c", "50", "-n", str(requests),
-               "-t", "set", "--csv", "-r", "100000"]  # fmt: skip
+        cmd = [*pin(CLIENT_CORE), "redis-benchmark", "-p", str(port), "-c", "50", "-n",
+               str(requests), "-t", "set", "--csv", "-r", "100000"]  # fmt: skip
         out = subprocess.run(cmd, capture_output=True, text=True, timeout=1800).stdout
         for line in out.splitlines():
             parts = [p.strip('"') for p in line.split(",")]
@@ -173,11 +172,12 @@ def measure(resp: Path, pre: Path, keys: int, runs: int, work: Path) -> list[Fig
     """Load times, RSS growth and rewrite p99 of ours and valkey-server, ``runs`` each."""
     load: dict[tuple[str, str], list[float]] = {}
     mem: dict[str, list[float]] = {}
+    empty = {kind: empty_rss(kind, work) for kind in ("valkey", "ours")}
     for _ in range(runs):
         for kind, fn in (("valkey", valkey_load), ("ours", our_load)):
             secs, loaded = fn(resp, work)
             load.setdefault(("aof", kind), []).append(secs)
-            mem.setdefault(kind, []).append((loaded - empty_rss(kind, work)) / 1e6)
+            mem.setdefault(kind, []).append((loaded - empty[kind]) / 1e6)
             load.setdefault(("rdb", kind), []).append(fn(pre, work)[0])
     lat = {kind: rewrite_latencies(kind, pre, work, runs) for kind in ("valkey", "ours")}
     worst = max(lat["ours"], key=lambda t: t[1])
@@ -186,10 +186,10 @@ def measure(resp: Path, pre: Path, keys: int, runs: int, work: Path) -> list[Fig
                load[("aof", "ours")], load[("aof", "valkey")], VALKEY),
         Figure("durability.load_preamble", "start-up load, its RDB-preamble form", "s",
                load[("rdb", "ours")], load[("rdb", "valkey")], VALKEY),
-        Figure("durability.rss", f"RSS growth for {keys:,} small string keys (after load)",
+        Figure("durability.rss", f"RSS growth, {keys:,} small string keys (loaded)",
                "MB", mem["ours"], mem["valkey"], VALKEY),
         Figure("durability.rewrite_p99",
-               f"p99 SET/GET latency during BGREWRITEAOF of {keys:,} keys", "ms",
+               f"p99 latency during BGREWRITEAOF, {keys:,} keys", "ms",
                [t[0] for t in lat["ours"]], [t[0] for t in lat["valkey"]], VALKEY,
                note=f"ours: worst max {worst[1]:.1f} ms, {worst[2]} samples in {worst[3]:.1f} s"),
     ]  # fmt: skip

@@ -22,15 +22,14 @@ How it works:
 Exit status: 0 when every benchmark ran (targets met or not: CI prints figures with no gate);
 1 with ``--gate`` when a target is missed; 2 when a benchmark crashed.
 
-A ``benchmarks/migration.py`` joins the suite by exposing ``measure(keys, runs, work)`` (any of
-these keyword parameters; ``quick`` too) returning ``list[Figure]``; its longest write pause should
-have the metric id ``migration.pause`` (unit ``ms``).
+A ``benchmarks/migration.py`` joins the suite by exposing ``measure()`` (see ``run_migration``).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import importlib.util
 import inspect
 import io
@@ -38,6 +37,7 @@ import json
 import os
 import platform
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -60,7 +60,7 @@ import durability as bench_durability  # noqa: E402
 import formats as bench_formats  # noqa: E402
 import replay as bench_replay  # noqa: E402
 import server as bench_server  # noqa: E402
-from _common import Figure, fmt_value, pin_self_to_client_core, pinning  # noqa: E402
+from _common import Figure, pin_self_to_client_core, pinning  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.markup import escape  # noqa: E402
 from rich.table import Table  # noqa: E402
@@ -71,6 +71,7 @@ def _load(name: str, path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
 
@@ -129,7 +130,7 @@ class Sizes:
 
 
 FULL = Sizes()
-QUICK = Sizes(keys=20_000, requests=5_000, migration_keys=5_000)
+QUICK = Sizes(keys=20_000, requests=2_000, migration_keys=5_000)
 
 
 @dataclass
@@ -153,27 +154,51 @@ class Context:
         return d
 
 
+MIGRATION = HERE / "migration.py"  # another session's script; joins the suite when present
+
+
+@functools.cache
 def _migration_module() -> ModuleType | None:
-    path = HERE / "migration.py"
-    if not path.exists():
+    if not MIGRATION.exists():
         return None
-    module = _load("bench_migration", path)
+    module = _load("bench_migration", MIGRATION)
     return module if callable(getattr(module, "measure", None)) else None
 
 
 def run_migration(ctx: Context) -> list[Figure]:
+    """Figures of benchmarks/migration.py: ``measure()`` called once with ``runs`` or per run.
+
+    It may return ``list[Figure]`` or, per run, a dict with ``longest_write_ms`` (the longest
+    write pause a live writer saw) and ``keys_per_s``.
+    """
     module = _migration_module()
     if module is None:
         raise RuntimeError("benchmarks/migration.py with a measure() function not found")
     fn = module.measure
-    offered = {"keys": ctx.sizes.migration_keys, "runs": ctx.runs, "work": ctx.dir("migration"),
-               "quick": ctx.quick}  # fmt: skip
     params = inspect.signature(fn).parameters
-    result = fn(**{k: v for k, v in offered.items() if k in params})
-    if isinstance(result, dict):  # {metric: samples} from a script not using Figure
-        return [Figure(str(k), str(k), "ms", list(v) if isinstance(v, list) else [float(v)])
-                for k, v in result.items()]  # fmt: skip
-    return list(result)
+    keys = ctx.sizes.migration_keys
+    offered = {"keys": keys, "runs": ctx.runs, "quick": ctx.quick}
+
+    def call(work: Path) -> Any:
+        kw = {k: v for k, v in {**offered, "work": work}.items() if k in params}
+        return fn(**kw)
+
+    if "runs" in params:
+        result = call(ctx.dir("migration"))
+        if isinstance(result, list):
+            return result
+        results = [result]
+    else:
+        results = [call(ctx.dir(f"migration/run{i}")) for i in range(ctx.runs)]
+    if all(isinstance(r, Figure) for r in results):
+        return list(results)
+    pause = [float(r["longest_write_ms"]) for r in results]
+    figures = [Figure("migration.pause", f"longest write pause, migrating {keys:,} keys", "ms",
+                      pause)]  # fmt: skip
+    if all("keys_per_s" in r for r in results):
+        figures.append(Figure("migration.keys_per_s", f"slot migration of {keys:,} keys", "keys/s",
+                              [float(r["keys_per_s"]) for r in results]))  # fmt: skip
+    return figures
 
 
 BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
@@ -192,7 +217,7 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
 
 def default_names() -> list[str]:
     names = [n for n in BENCHMARKS if n != "migration"]
-    return [*names, "migration"] if _migration_module() is not None else names
+    return [*names, "migration"] if MIGRATION.exists() else names
 
 
 def target_for(metric: str) -> Target | None:
@@ -253,19 +278,13 @@ def result_rows(outcome: Outcome) -> list[dict[str, Any]]:
 def _stats(values: list[float]) -> dict[str, Any]:
     if not values:
         return {"median": None, "min": None, "max": None, "samples": []}
-    s = sorted(values)
-    med = s[len(s) // 2] if len(s) % 2 else (s[len(s) // 2 - 1] + s[len(s) // 2]) / 2
-    return {"median": med, "min": s[0], "max": s[-1], "samples": values}
+    med = statistics.median(values)
+    return {"median": med, "min": min(values), "max": max(values), "samples": values}
 
 
 def _cells(row: dict[str, Any]) -> list[str]:
     def fig(d: dict[str, Any]) -> str:
-        if d["median"] is None:
-            return "-"
-        if len(d["samples"]) == 1:
-            return fmt_value(d["median"], row["unit"])
-        f = Figure("", "", row["unit"], [])
-        return f.fmt(d["samples"])
+        return Figure("", "", row["unit"], []).fmt(d["samples"]) or "-"
 
     label = row["label"] + (f" (vs {row['reference']['name']})" if row["reference"]["name"] else "")
     ratio = f"{row['ratio']:.2f}x" if row["ratio"] is not None else "-"
@@ -277,9 +296,12 @@ HEADERS = ["metric", "ours", "reference", "ratio", "target", "pass/fail"]
 
 
 def render_table(rows: list[dict[str, Any]], errors: dict[str, str], width: int = 160) -> str:
-    table = Table(*HEADERS, title=escape(
-        "valkey-aof vs valkey-server 9.1.2 / redis-tools: median [min-max] of the runs"
-    ))
+    table = Table(
+        *HEADERS,
+        title=escape(
+            "valkey-aof vs valkey-server 9.1.2 / redis-tools: median [min-max] of the runs"
+        ),
+    )
     for row in rows:
         cells = [escape(c) for c in _cells(row)]
         style = {"pass": "green", "FAIL": "red"}.get(cells[-1], "")
@@ -287,7 +309,11 @@ def render_table(rows: list[dict[str, Any]], errors: dict[str, str], width: int 
     for name in errors:
         table.add_row(f"{name}: CRASHED (traceback above)", "-", "-", "-", "-", "[red]error[/]")
     buf = io.StringIO()
-    Console(file=buf, width=width, force_terminal=False).print(table)
+    console = Console(file=buf, width=width, force_terminal=False)
+    console.print(table)
+    for row in rows:
+        if row["note"]:
+            console.print(escape(f"  {row['metric']}: {row['note']}"))
     return buf.getvalue()
 
 
@@ -325,21 +351,29 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=3, help="runs per figure (default 3)")
     ap.add_argument("--json", action="store_true", help="machine-readable results on stdout")
     ap.add_argument("--markdown", action="store_true", help="the table as GitHub markdown")
+    ap.add_argument("--skip", action="append", default=[], metavar="NAME",
+                    help="leave a benchmark out (repeatable)")  # fmt: skip
     ap.add_argument("--gate", action="store_true", help="exit 1 when a target is missed")
+    ap.add_argument("--from-json", type=Path, metavar="FILE", help="print a saved --json run")
     ap.add_argument("--keys", type=int, help="override the data set size")
     ap.add_argument("--requests", type=int, help="override the redis-benchmark requests")
     args = ap.parse_args(argv)
-    unknown = [n for n in args.names if n not in BENCHMARKS]
+    unknown = [n for n in [*args.names, *args.skip] if n not in BENCHMARKS]
     if unknown:
         ap.error(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}")
     if args.runs < 1:
         ap.error("--runs must be >= 1")
+    if args.from_json:
+        doc = json.loads(args.from_json.read_text())
+        rows, errors = doc["results"], doc.get("errors", {})
+        print(render_markdown(rows) if args.markdown else render_table(rows, errors), end="\n")
+        return 0
     sizes = QUICK if args.quick else FULL
     if args.keys:
         sizes = Sizes(args.keys, sizes.requests, min(sizes.migration_keys, args.keys))
     if args.requests:
         sizes = Sizes(sizes.keys, args.requests, sizes.migration_keys)
-    names = args.names or default_names()
+    names = [n for n in args.names or default_names() if n not in args.skip]
     pin_self_to_client_core()
     info = machine()
     log = sys.stderr

@@ -60,15 +60,24 @@ def start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
                str(workdir / "engine.log")]  # fmt: skip
     proc = subprocess.Popen(pin(SERVER_CORE) + cmd, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)  # fmt: skip
-    c = redis.Redis(port=port, protocol=2)
-    deadline = time.monotonic() + 900  # loading 1 M keys on a busy machine takes a while
-    while proc.poll() is None and time.monotonic() < deadline:
-        try:  # a server still loading answers -LOADING (BusyLoadingError, a ConnectionError)
-            c.ping()
-            break
-        except redis.ConnectionError:
+    c = redis.Redis(port=port, protocol=2, socket_timeout=60)
+    t0 = time.monotonic()
+    try:
+        while proc.poll() is None:
+            try:
+                c.ping()
+                break
+            except redis.BusyLoadingError:  # loading 1 M keys on a busy machine takes a while
+                limit = 900.0
+            except redis.ConnectionError:  # not listening yet (ours loads before it listens)
+                limit = 600.0
+            if time.monotonic() - t0 > limit:
+                proc.terminate()
+                proc.wait(60)
+                raise RuntimeError(f"{kind} server on port {port} not answering PING")
             time.sleep(0.02)
-    c.close()
+    finally:
+        c.close()
     return proc, port
 
 

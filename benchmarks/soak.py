@@ -106,10 +106,12 @@ class Worker(threading.Thread):
             c.hset(f"h:{db_key % 500}", f"p{r.randrange(20)}", r.randrange(1000))
             c.execute_command("HPEXPIRE", f"h:{db_key % 500}", r.randrange(20, 2000),
                               "FIELDS", 1, f"p{r.randrange(20)}")  # fmt: skip
-        elif op == 7:
-            c.sadd(f"z:{db_key % 300}", r.randrange(1000))
+        elif op == 7:  # every structure is bounded, so the data set reaches a steady size
+            c.sadd(f"z:{db_key % 300}", r.randrange(100))
+            c.srem(f"z:{db_key % 300}", r.randrange(100))
         elif op == 8:
-            c.zadd(f"zz:{db_key % 300}", {str(r.randrange(1000)): r.random()})
+            c.zadd(f"zz:{db_key % 300}", {str(r.randrange(100)): r.random()})
+            c.zrem(f"zz:{db_key % 300}", str(r.randrange(100)))
         elif op == 9:
             c.xadd(f"x:{db_key % 50}", {"a": r.randrange(100)}, maxlen=200, approximate=False)
         elif op == 10:

@@ -112,10 +112,14 @@ class Ctx:
 
     # -- signals --------------------------------------------------------------------------
     def notify(self, cls: str, event: bytes, key: bytes, db: int | None = None) -> None:
-        self.engine.notify(cls, event, key, self.db.id if db is None else db)
+        engine = self.engine
+        if engine.notify_flags:  # notify-keyspace-events is empty by default: nothing to do
+            engine.notify(cls, event, key, self.db.id if db is None else db)
 
     def modified(self, key: bytes, db: int | None = None) -> None:
-        self.engine.keyspace.touch_watched(self.db.id if db is None else db, key)
+        keyspace = self.engine.keyspace
+        if keyspace.watchers:  # no client WATCHes anything: nothing to touch
+            keyspace.touch_watched(self.db.id if db is None else db, key)
 
     def ready(self, key: bytes, db: int | None = None) -> None:
         self.engine.signal_ready(self.db.id if db is None else db, key)

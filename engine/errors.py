@@ -517,3 +517,8 @@ AOF_ENABLE_FAILED = "Unable to turn on AOF. Check server logs."  # src/config.c 
 # -- the cluster bus on the client port (engine/cluster/gossip.py; not a Valkey text) ---------
 def bus_message(why: str) -> str:
     return f"ERR Invalid cluster bus message: {why}"
+
+
+# -- atomic slot migration: CLUSTER SETSLOT while a job runs (src/cluster_legacy.c) -----------
+ERR_SETSLOT_IMPORTING = "ERR Slot import in progress."
+ERR_SETSLOT_EXPORTING = "ERR Slot export in progress."

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Any
 from engine.errors import WRONGTYPE, CommandError
 from engine.types.base import BY_CLASS, type_info
 from engine.types.hashes import Hash
+from engine.types.strings import encoding as string_encoding
 from persistence.crc import key_slot
-from persistence.records import KeyRecord, StringRecords
+from persistence.records import KeyRecord, StringRecords, StringValue
 
 if TYPE_CHECKING:
     from engine.context import ClientState, Ctx
@@ -146,13 +147,16 @@ class Database:
         Keys of hidden slots stay out of the heap until :meth:`Keyspace.unhide_slots`."""
         self.volatile_keys.add(key)
         if self.keyspace.hidden_slots and key_slot(key) in self.keyspace.hidden_slots:
+            self.keyspace.hidden_volatile.append((self.id, key))
             return
         heapq.heappush(self.field_heap, (when_ms, key))
 
     def set_expire(self, key: bytes, when_ms: int) -> None:
         self.expires[key] = when_ms
         if self.keyspace.hidden_slots and key_slot(key) in self.keyspace.hidden_slots:
-            return  # active expiry skips imported keys (spec 3.10): indexed when unhidden
+            # active expiry skips imported keys (spec 3.10): indexed when unhidden
+            self.keyspace.hidden_volatile.append((self.id, key))
+            return
         heapq.heappush(self.heap, (when_ms, key))
         if len(self.heap) > 2 * len(self.expires) + 1024:
             self.heap = [(ms, k) for k, ms in self.expires.items()]
@@ -215,6 +219,11 @@ class Database:
     def records(self) -> Iterator[KeyRecord]:
         expires = self.expires
         for key, value in self.data.items():
+            if type(value) is bytes:  # strings: the commonest, without the registry calls
+                yield KeyRecord(
+                    self.id, key, StringValue(value), expires.get(key), string_encoding(value)
+                )
+                continue
             info = type_info(value)
             yield KeyRecord(
                 self.id, key, info.to_record(value), expires.get(key), info.encoding(value)
@@ -271,6 +280,7 @@ class Keyspace:
         # slots being imported by an atomic slot migration (spec 3.10): their keys exist but
         # are not counted, listed or actively expired until the slots are ours (or dropped)
         self.hidden_slots: set[int] = set()
+        self.hidden_volatile: list[tuple[int, bytes]] = []  # (db, key) with TTLs, not indexed
 
     def enable_slot_index(self) -> None:
         """Cluster mode: keep a per-slot key index in every db (Database.slot_keys)."""
@@ -285,18 +295,23 @@ class Keyspace:
             self.hidden_slots.update(range(s, e + 1))
 
     def unhide_slots(self, ranges: Iterable[tuple[int, int]]) -> None:
-        """The slots become visible: their keys join the active-expiry heaps."""
-        slots = [x for s, e in ranges for x in range(s, e + 1) if x in self.hidden_slots]
+        """The slots become visible: their keys with TTLs join the active-expiry heaps (only
+        those: the cost does not grow with the number of keys)."""
+        slots = {x for s, e in ranges for x in range(s, e + 1) if x in self.hidden_slots}
         self.hidden_slots.difference_update(slots)
-        for db in self.dbs:
-            for slot in slots:
-                for key in db.keys_in_slot(slot):
-                    exp = db.expires.get(key)
-                    if exp is not None:
-                        heapq.heappush(db.heap, (exp, key))
-                    value = db.data[key]
-                    if type(value) is Hash and value.expires:
-                        heapq.heappush(db.field_heap, (min(value.expires.values()), key))
+        keep: list[tuple[int, bytes]] = []
+        for db_id, key in self.hidden_volatile:
+            if key_slot(key) not in slots:
+                keep.append((db_id, key))
+                continue
+            db = self.dbs[db_id]
+            exp = db.expires.get(key)
+            if exp is not None:
+                heapq.heappush(db.heap, (exp, key))
+            value = db.data.get(key)
+            if type(value) is Hash and value.expires:
+                heapq.heappush(db.field_heap, (min(value.expires.values()), key))
+        self.hidden_volatile = keep
 
     def count_keys_in_slot(self, slot: int) -> int:
         """countKeysInSlot (src/cluster.c): over every db."""

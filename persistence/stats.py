@@ -13,12 +13,12 @@ not known here (persistence imports nothing of ours): the caller passes ``key_po
 from __future__ import annotations
 
 import heapq
-import math
 import os
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from itertools import repeat
+from operator import and_, itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +28,9 @@ from persistence.aof.reader import (
     AofRecord,
     TornTail,
     parse_syncslots,
-    read_aof_batches,
+    read_aof_runs,
 )
-from persistence.aof.resp_scan import AofCommand
+from persistence.aof.resp_scan import AofCommand, CommandRun
 from persistence.crc import _crc16_fn, key_slot
 from persistence.errors import PersistenceError
 from persistence.fileio import open_input
@@ -87,24 +87,33 @@ class HeavyHitters:
             self._prune()
 
     def _prune(self) -> None:
-        cut = heapq.nlargest(self.capacity + 1, self.counts.values())[-1]
+        values = sorted(self.counts.values())  # in C
+        cut = values[-(self.capacity + 1)]
         self.error += cut
-        self.counts = Counter({k: v - cut for k, v in self.counts.items() if v > cut})
+        kept: Counter[bytes] = Counter()
+        if values[-1] > cut:  # else every count goes (as when all keys were new)
+            dict.update(kept, {k: v - cut for k, v in self.counts.items() if v > cut})
+        self.counts = kept
 
     def top(self, n: int) -> list[tuple[bytes, int]]:
         return heapq.nlargest(n, self.counts.items(), key=lambda kv: kv[1])
 
 
 class DistinctCounter:
-    """Exact up to ``limit`` distinct items, then linear counting over a 2**24-bit bitmap
-    (2 MB; within about 1 % up to tens of millions of items)."""
+    """Exact up to ``limit`` distinct items, then adaptive sampling (Flajolet 1990; Gibbons'
+    distinct sampling): keep the item hashes that fall below a threshold, halving the threshold
+    (and dropping the hashes above it) whenever more than :data:`SAMPLE` are kept; the estimate
+    is kept / (threshold fraction). Constant memory, a relative error of about 1/sqrt(SAMPLE)
+    (0.4 %), and every step in C (``set.update(filter(...))``)."""
 
-    BITS = 1 << 24
+    SAMPLE = 1 << 16
 
     def __init__(self, limit: int = EXACT_KEYS) -> None:
         self.limit = limit
         self.exact: set[bytes] | None = set()
-        self.bitmap = bytearray(self.BITS // 8)
+        self.sample: set[int] = set()
+        self.level = 0  # hashes h with h + 2**63 < 2**64 >> level are kept
+        self._below = (1 << 63) - 1  # i.e. h < this (hash() is a signed 64-bit int)
 
     def add(self, item: bytes) -> None:
         self.add_many([item])
@@ -116,11 +125,12 @@ class DistinctCounter:
                 return
             items = list(self.exact)
             self.exact = None
-        bm = self.bitmap
-        mask = self.BITS - 1
-        for h in map(hash, items):
-            h &= mask
-            bm[h >> 3] |= 1 << (h & 7)
+        self.sample.update(filter(self._below.__gt__, map(hash, items)))
+        while len(self.sample) > self.SAMPLE:
+            self.level += 1
+            self._below = (1 << (64 - self.level)) - (1 << 63)
+            below = self._below
+            self.sample = {h for h in self.sample if h < below}
 
     @property
     def is_exact(self) -> bool:
@@ -129,9 +139,7 @@ class DistinctCounter:
     def count(self) -> int:
         if self.exact is not None:
             return len(self.exact)
-        ones = int.from_bytes(self.bitmap, "little").bit_count()
-        zeros = max(1, self.BITS - ones)
-        return round(self.BITS * math.log(self.BITS / zeros))
+        return len(self.sample) << self.level
 
 
 @dataclass(slots=True)
@@ -195,7 +203,7 @@ class AofStats:
         # argv[0] as written -> [count, bytes, special, upper-case name]
         self.by_name: dict[bytes, list[Any]] = {}
         self.by_db: dict[int, list[int]] = {}
-        self.slots = [0] * 16384
+        self.slots: Counter[int] = Counter()  # slot -> keys written (counted in C)
         self.keys = DistinctCounter()
         self.top_writes = HeavyHitters()
         self.top_bytes = HeavyHitters()
@@ -257,21 +265,70 @@ class AofStats:
         self.bytes += nbytes
         self._add_keys(keys, sizes)
 
+    def add_run(self, run: CommandRun) -> None:
+        """:meth:`add_batch` of a run, counted column-wise in C where the run allows."""
+        argvs = run.argvs
+        names = set(map(_first, argvs))
+        by_name = self.by_name
+        entries = []
+        for name in names:
+            entry = by_name.get(name)
+            entries.append(entry if entry is not None else self._name_entry(name))
+        # MULTI/EXEC, TTL forms and SYNCSLOTS need each command, and so do keys not at argv[1]
+        # (a SET is special only with options: PXAT)
+        if any((e[2] and e[3] != "SET") or not e[4] for e in entries) or self._in_multi >= 0:
+            self.add_batch(run.commands())
+            return
+        n = len(argvs)
+        sizes = run.sizes()
+        if len(entries) == 1:
+            entries[0][0] += n
+            entries[0][1] += run.size
+        else:
+            for name, count in Counter(map(_first, argvs)).items():
+                by_name[name][0] += count
+            for name, size in zip(map(_first, argvs), sizes):
+                by_name[name][1] += size
+        if any(e[2] for e in entries) and max(map(len, argvs)) > 3:  # SETs with PXAT
+            ttl = 0
+            for argv in argvs:
+                if len(argv) > 3 and by_name[argv[0]][2]:
+                    ttl += any(a.upper() == b"PXAT" for a in argv[3:])
+            self.ttl["SET PXAT"] += ttl
+        d = self.by_db.get(run.db)
+        if d is None:
+            d = self.by_db[run.db] = [0, 0]
+        d[0] += n
+        d[1] += run.size
+        if run.timestamp is not None:
+            self.timeline.add(run.timestamp, n)
+        self.commands += n
+        self.bytes += run.size
+        if len(argvs[0]) < 2 or 1 in map(len, argvs):  # a command without a key
+            keys = [a[1] for a in argvs if len(a) > 1]
+            sizes = [z for a, z in zip(argvs, sizes) if len(a) > 1]
+        else:
+            keys = list(map(_second, argvs))
+        self._add_keys(keys, sizes)
+
     def _add_keys(self, keys: list[bytes], sizes: list[int]) -> None:
         """Slots, keys touched and top keys for one batch, with the loops in C where possible."""
-        slots = self.slots
         if b"{" in b"".join(keys):
-            for k in keys:
-                slots[key_slot(k)] += 1
+            self.slots.update(map(key_slot, keys))
         else:  # no hash tags: the slot is CRC16(key) (src/cluster.c keyHashSlot)
-            for c in map(_crc16_fn, keys, repeat(0)):
-                slots[c & 0x3FFF] += 1
+            self.slots.update(map(and_, _crc16s(keys), repeat(0x3FFF)))
         self.keys.add_many(keys)
         self.top_writes.add_many(keys)
         tb = self.top_bytes.counts
-        get = tb.get
-        for k, n in zip(keys, sizes):
-            tb[k] = get(k, 0) + n
+        weights = dict(zip(keys, sizes))
+        if len(weights) == len(keys):  # no key twice in the batch: add in C, but for old keys
+            for k in weights.keys() & tb.keys():
+                weights[k] += tb[k]
+            dict.update(tb, weights)  # Counter.update would add, in Python
+        else:
+            get = tb.get
+            for k, n in zip(keys, sizes):
+                tb[k] = get(k, 0) + n
         self.top_bytes.maybe_prune()
 
     def _name_entry(self, name: bytes) -> list[Any]:
@@ -339,7 +396,7 @@ class AofStats:
             "dbs": [
                 {"db": db, "commands": c, "bytes": b} for db, (c, b) in sorted(self.by_db.items())
             ],
-            "slots": {str(i): n for i, n in enumerate(self.slots) if n},
+            "slots": {str(i): self.slots[i] for i in sorted(self.slots)},
             "ttl_records": dict(self.ttl),
             "multi": {
                 "blocks": self.multi_blocks,
@@ -362,6 +419,20 @@ class AofStats:
                 "method": "one command of the average size per key touched",
             },
         }
+
+
+_first = itemgetter(0)
+_second = itemgetter(1)
+
+
+def _crc16s(keys: list[bytes]) -> Iterator[int]:
+    """CRC16 of each key, calling crcmod's C function straight (its Python wrapper costs
+    more than the CRC of a short key)."""
+    defaults = _crc16_fn.__defaults__
+    if defaults is not None and len(defaults) == 3 and defaults[0] == 0:
+        _, table, fun = defaults
+        return map(fun, keys, repeat(0), repeat(table))
+    return map(_crc16_fn, keys, repeat(0))
 
 
 _SPECIAL_NAMES = frozenset(
@@ -524,9 +595,14 @@ def inspect_path(
         else:
             out["input"] = "aof"
             out["history"] = _history(p)
-            for batch in read_aof_batches(p):
-                if type(batch[0]) is AofCommand:
-                    stats.add_batch(batch)  # type: ignore[arg-type]
+            for batch in read_aof_runs(p):
+                kind = type(batch[0])
+                if kind is CommandRun or kind is AofCommand:  # commands (a MULTI block)
+                    for run in batch:
+                        if type(run) is CommandRun:
+                            stats.add_run(run)  # type: ignore[arg-type]
+                        else:
+                            stats.add_batch([run])  # type: ignore[list-item]
                     if progress is not None:
                         last = batch[-1]
                         progress(done + last.offset + last.size)  # type: ignore[union-attr]

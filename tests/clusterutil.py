@@ -16,9 +16,10 @@ import contextlib
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 from enginesrv import EngineServer
@@ -45,15 +46,20 @@ def split_slots(n: int) -> list[tuple[int, int]]:
 class EngineCluster:
     nodes: list[EngineServer]
     ids: list[str] = field(default_factory=list)
+    password: str | None = None  # requirepass of every node (the bus links AUTH with it)
 
     def client(self, i: int, **kw: object) -> redis.Redis:
+        if self.password is not None:
+            kw.setdefault("password", self.password)
         return self.nodes[i].client(**kw)
 
     def cluster_client(self, **kw: object) -> RedisCluster:
         startup = [ClusterNode("127.0.0.1", n.port) for n in self.nodes]
+        if self.password is not None:
+            kw.setdefault("password", self.password)
         return RedisCluster(startup_nodes=startup, **kw)  # type: ignore[arg-type]
 
-    def cmd(self, i: int, *args: object) -> object:
+    def cmd(self, i: int, *args: object) -> Any:
         c = self.client(i, socket_timeout=10)
         try:
             return c.execute_command(*args)
@@ -99,8 +105,12 @@ def wait_ready(srv: EngineServer, timeout: float = 60) -> None:
             raise RuntimeError(f"valkey-engine exited {srv.proc.returncode}: {err}\n{srv.log}")
         try:
             c = srv.client(socket_timeout=5)
-            c.ping()
-            c.close()
+            try:
+                c.ping()
+            except redis.AuthenticationError:
+                pass  # up, with requirepass
+            finally:
+                c.close()
             return
         except redis.ConnectionError:
             if time.monotonic() > deadline:
@@ -114,16 +124,23 @@ def stop_node(srv: EngineServer, sig: str = "term") -> None:
         srv.proc.stderr.close()
 
 
-def form(cl: EngineCluster, *, assign: bool = True, timeout: float = 30) -> None:
-    """ADDSLOTSRANGE an equal share on each node, node 0 MEETs the others, wait to converge."""
+def form(cl: EngineCluster, *, assign: bool = True, timeout: float = 30) -> tuple[float, float]:
+    """ADDSLOTSRANGE an equal share on each node, node 0 MEETs the others, wait to converge.
+    Returns the seconds after the MEETs until every node agreed on the nodes and the slots,
+    and until every node also said cluster_state:ok."""
     n = len(cl.nodes)
     if assign:
         for i, (start, end) in enumerate(split_slots(n)):
             cl.cmd(i, "CLUSTER", "ADDSLOTSRANGE", start, end)
     for node in cl.nodes[1:]:
         meet(cl, 0, node)
+    t0 = time.monotonic()
     cl.ids = [cl.node_id(i) for i in range(n)]
-    wait_converged(cl, timeout=timeout, full=assign)
+    wait_converged(cl, timeout=timeout, full=False)
+    agreed = time.monotonic() - t0
+    if assign:
+        wait_converged(cl, timeout=timeout, full=True)
+    return agreed, time.monotonic() - t0
 
 
 def bus_port(port: int) -> int:
@@ -135,20 +152,21 @@ def meet(cl: EngineCluster, i: int, other: EngineServer) -> None:
     cl.cmd(i, "CLUSTER", "MEET", "127.0.0.1", other.port, bus_port(other.port))
 
 
-def parse_nodes(text: str) -> dict[str, dict[str, object]]:
-    """CLUSTER NODES -> {id: {addr, flags, epoch, link, slots}}."""
-    out: dict[str, dict[str, object]] = {}
+def parse_nodes(text: str) -> dict[str, dict[str, Any]]:
+    """CLUSTER NODES -> {id: {addr, flags, ping_sent, pong_recv, epoch, link, slots}}."""
+    out: dict[str, dict[str, Any]] = {}
     for line in text.splitlines():
         parts = line.split()
         if len(parts) < 8:
             continue
         slots: list[str] = [p for p in parts[8:] if not p.startswith("[")]
         out[parts[0]] = {"addr": parts[1], "flags": set(parts[2].split(",")),
+                         "ping_sent": int(parts[4]), "pong_recv": int(parts[5]),
                          "epoch": int(parts[6]), "link": parts[7], "slots": slots}  # fmt: skip
     return out
 
 
-def views(cl: EngineCluster) -> list[dict[str, dict[str, object]]]:
+def views(cl: EngineCluster) -> list[dict[str, dict[str, Any]]]:
     return [parse_nodes(str(cl.cmd(i, "CLUSTER", "NODES"), "utf-8")) for i in range(len(cl.nodes))]
 
 
@@ -164,7 +182,7 @@ def converged(cl: EngineCluster, *, full: bool = True) -> bool:
     for v in vs:
         if len(v) != n:
             return False
-        if any("handshake" in e["flags"] or e["link"] != "connected" for e in v.values()):  # type: ignore[operator]
+        if any("handshake" in e["flags"] or e["link"] != "connected" for e in v.values()):
             return False
         owners = {name: e["slots"] for name, e in v.items()}
         if first is None:
@@ -189,12 +207,12 @@ def wait_converged(cl: EngineCluster, *, timeout: float = 30, full: bool = True)
     raise TimeoutError(f"no convergence in {timeout} s: {views(cl)}")
 
 
-def wait_for(pred: object, timeout: float = 10, step: float = 0.05) -> None:
+def wait_for(pred: Callable[[], object], timeout: float = 10, step: float = 0.05) -> None:
     """Poll ``pred()`` until true (AssertionError after ``timeout`` s)."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            if pred():  # type: ignore[operator]
+            if pred():
                 return
         except redis.RedisError:
             pass
@@ -205,11 +223,19 @@ def wait_for(pred: object, timeout: float = 10, step: float = 0.05) -> None:
 
 @contextlib.contextmanager
 def engine_cluster(
-    workdir: Path, n: int = 3, *args: str, assign: bool = True, timeout: float = 30
+    workdir: Path,
+    n: int = 3,
+    *args: str,
+    assign: bool = True,
+    timeout: float = 30,
+    password: str | None = None,
 ) -> Iterator[EngineCluster]:
-    """``n`` engine nodes formed into one cluster (see the module docstring)."""
+    """``n`` engine nodes formed into one cluster (see the module docstring); with
+    ``password`` every node runs with that requirepass."""
+    if password is not None:
+        args = (*args, "--requirepass", password)
     nodes = start_nodes(workdir, n, *args)
-    cl = EngineCluster(nodes)
+    cl = EngineCluster(nodes, password=password)
     try:
         form(cl, assign=assign, timeout=timeout)
         yield cl

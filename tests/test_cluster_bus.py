@@ -8,8 +8,9 @@ from __future__ import annotations
 import random
 import shutil
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from clusterutil import (
@@ -18,6 +19,7 @@ from clusterutil import (
     meet,
     parse_nodes,
     start_node,
+    start_nodes,
     stop_node,
     wait_converged,
     wait_for,
@@ -30,12 +32,13 @@ from engine.cluster.slots import ClusterState, NodeRecord
 from engine.commands.table import TABLE
 from engine.config import Config
 from engine.engine import Engine
-from persistence.resp.frames import Array, Bulk
+from persistence.resp.frames import Bulk
 
 RNG = random.Random(7)
+PASSWORD = "bus-secret"
 
 
-def _state(port: int, ranges: list[tuple[int, int]] = (), epoch: int = 0) -> ClusterState:  # type: ignore[assignment]
+def _state(port: int, ranges: Sequence[tuple[int, int]] = (), epoch: int = 0) -> ClusterState:
     s = ClusterState.fresh(port)
     for a, b in ranges:
         for slot in range(a, b + 1):
@@ -65,7 +68,12 @@ def test_messages_round_trip_and_reject_garbage() -> None:
     upd = gossip.make_update(a, a.myself)
     assert gossip.decode(gossip.encode(upd)) == upd
     assert gossip.expand_slots(b"0-2,7") == [0, 1, 2, 7]
-    for bad in ([b"ping"], [b"nope", *fields[1:]], [*fields[:9], b"2"], [*fields[:2], b"x", *fields[3:]]):
+    for bad in (
+        [b"ping"],
+        [b"nope", *fields[1:]],
+        [*fields[:9], b"2"],
+        [*fields[:2], b"x", *fields[3:]],
+    ):
         with pytest.raises(gossip.GossipError):
             gossip.decode(bad)
     with pytest.raises(gossip.GossipError):
@@ -153,9 +161,13 @@ def test_config_epoch_collision_smaller_id_takes_a_new_epoch() -> None:
     small, big = sorted([a, b], key=lambda s: s.myself.name)
     _know(small, big)
     _know(big, small)
-    out = gossip.receive(big, gossip.make_ping(small, "ping", None, RNG), 1, RNG, peer_ip="127.0.0.1")
+    out = gossip.receive(
+        big, gossip.make_ping(small, "ping", None, RNG), 1, RNG, peer_ip="127.0.0.1"
+    )
     assert not out.announce and big.myself.config_epoch == 4
-    out = gossip.receive(small, gossip.make_ping(big, "ping", None, RNG), 1, RNG, peer_ip="127.0.0.1")
+    out = gossip.receive(
+        small, gossip.make_ping(big, "ping", None, RNG), 1, RNG, peer_ip="127.0.0.1"
+    )
     assert out.announce and small.myself.config_epoch == 5 and small.current_epoch == 5
 
 
@@ -198,16 +210,39 @@ def test_bus_subcommand_is_hidden_from_command_introspection() -> None:
 # -- engine nodes ------------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def cl(tmp_path_factory: pytest.TempPathFactory) -> Iterator[EngineCluster]:
-    with engine_cluster(tmp_path_factory.mktemp("bus"), 3) as c:
+    """Three nodes with requirepass (the bus links AUTH first), formed by ``redis-cli
+    --cluster create`` (ADDSLOTS, SET-CONFIG-EPOCH, MEET to the first node, wait for the join,
+    its own check) when Debian's redis-cli is there, else by tests/clusterutil.py."""
+    workdir = tmp_path_factory.mktemp("bus")
+    cli = shutil.which("redis-cli")
+    if cli is None:
+        with engine_cluster(workdir, 3, password=PASSWORD) as c:
+            yield c
+        return
+    c = EngineCluster(start_nodes(workdir, 3, "--requirepass", PASSWORD), password=PASSWORD)
+    try:
+        addrs = [f"127.0.0.1:{n.port}" for n in c.nodes]
+        r = subprocess.run([cli, "-a", PASSWORD, "--no-auth-warning", "--cluster", "create",
+                            *addrs, "--cluster-yes"], capture_output=True, text=True,
+                           timeout=120)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "[OK] All nodes agree about slots configuration." in r.stdout
+        assert "[OK] All 16384 slots covered." in r.stdout
+        c.ids = [c.node_id(i) for i in range(3)]
+        wait_converged(c)
         yield c
+    finally:
+        for s in c.nodes:
+            stop_node(s)
 
 
-def _view(cl: EngineCluster, i: int) -> dict[str, dict[str, object]]:
+def _view(cl: EngineCluster, i: int) -> dict[str, dict[str, Any]]:
     return parse_nodes(str(cl.cmd(i, "CLUSTER", "NODES"), "utf-8"))
 
 
 def test_three_nodes_form_from_meets_and_agree(cl: EngineCluster) -> None:
-    """Node 0 met the others; 1 and 2 learned each other from gossip sections."""
+    """The nodes met node 0 only; the others learned each other from gossip sections. The
+    config epochs all differ (SET-CONFIG-EPOCH, or the collision handling)."""
     for i in range(3):
         v = _view(cl, i)
         assert set(v) == set(cl.ids)
@@ -215,26 +250,34 @@ def test_three_nodes_form_from_meets_and_agree(cl: EngineCluster) -> None:
         assert all(e["link"] == "connected" for e in v.values())
         other = (i + 1) % 3
         assert str(v[cl.ids[other]]["addr"]).startswith(f"127.0.0.1:{cl.nodes[other].port}@")
+        assert v[cl.ids[other]]["pong_recv"] > 0 and v[cl.ids[i]]["pong_recv"] == 0
         info = str(cl.cmd(i, "CLUSTER", "INFO"), "utf-8")
         assert "cluster_state:ok" in info and "cluster_known_nodes:3" in info
         for counter in ("ping_sent", "pong_sent", "ping_received", "pong_received"):
             assert f"cluster_stats_messages_{counter}:" in info
-    # epoch collisions resolved: three different config epochs
-    epochs = {e["epoch"] for e in _view(cl, 0).values()}
+        links = cl.client(i, protocol=3).execute_command("CLUSTER", "LINKS")
+        others = sorted(set(cl.ids) - {cl.ids[i]})
+        to = sorted(lk[b"node"].decode() for lk in links if lk[b"direction"] == b"to")
+        wait_for(lambda i=i, others=others: _from_links(cl, i) == others)  # type: ignore[misc]
+        assert to == others
     wait_for(lambda: len({e["epoch"] for e in _view(cl, 0).values()}) == 3)
-    assert epochs  # (the collisions may still be resolving when the first view is taken)
+
+
+def _from_links(cl: EngineCluster, i: int) -> list[str]:
+    links = cl.client(i, protocol=3).execute_command("CLUSTER", "LINKS")
+    return sorted(lk[b"node"].decode() for lk in links if lk[b"direction"] == b"from")
 
 
 def test_meet_shows_a_handshake_node_until_it_answers(cl: EngineCluster) -> None:
     port = free_port()  # nobody listens there: the handshake never completes
     assert cl.cmd(0, "CLUSTER", "MEET", "127.0.0.1", port, port - 1 if port > 1 else 1) == b"OK"
-    hs = [e for e in _view(cl, 0).values() if "handshake" in e["flags"]]  # type: ignore[operator]
+    hs = [e for e in _view(cl, 0).values() if "handshake" in e["flags"]]
     assert len(hs) == 1 and hs[0]["addr"] == f"127.0.0.1:{port}@{port - 1}"
     assert hs[0]["link"] == "disconnected"
     # dropped after the handshake timeout, max(cluster-node-timeout, 1 s)... 15 s by default
     cl.cmd(0, "CONFIG", "SET", "cluster-node-timeout", "1000")
     try:
-        wait_for(lambda: not [e for e in _view(cl, 0).values() if "handshake" in e["flags"]])  # type: ignore[operator]
+        wait_for(lambda: not [e for e in _view(cl, 0).values() if "handshake" in e["flags"]])
     finally:
         cl.cmd(0, "CONFIG", "SET", "cluster-node-timeout", "15000")
 
@@ -256,13 +299,14 @@ def test_redis_cli_follows_moved_and_cluster_check_passes(cl: EngineCluster) -> 
     if cli is None:
         pytest.skip("redis-cli (Debian redis-tools) not installed")
     p0, p1 = cl.nodes[0].port, cl.nodes[1].port
-    r = subprocess.run([cli, "-c", "-p", str(p0), "SET", "cli:foo", "bar"], capture_output=True,
-                       text=True, timeout=30)  # fmt: skip
+    auth = ["-a", PASSWORD, "--no-auth-warning"]
+    r = subprocess.run([cli, *auth, "-c", "-p", str(p0), "SET", "cli:foo", "bar"],
+                       capture_output=True, text=True, timeout=30)  # fmt: skip
     assert r.stdout.strip() == "OK", r
-    r = subprocess.run([cli, "-c", "-p", str(p1), "GET", "cli:foo"], capture_output=True,
+    r = subprocess.run([cli, *auth, "-c", "-p", str(p1), "GET", "cli:foo"], capture_output=True,
                        text=True, timeout=30)  # fmt: skip
     assert r.stdout.strip() == "bar", r
-    r = subprocess.run([cli, "--cluster", "check", f"127.0.0.1:{p0}"], capture_output=True,
+    r = subprocess.run([cli, *auth, "--cluster", "check", f"127.0.0.1:{p0}"], capture_output=True,
                        text=True, timeout=60)  # fmt: skip
     assert r.returncode == 0, r.stdout + r.stderr
     assert "All nodes agree about slots configuration" in r.stdout
@@ -271,8 +315,7 @@ def test_redis_cli_follows_moved_and_cluster_check_passes(cl: EngineCluster) -> 
 
 def _owner_everywhere(cl: EngineCluster, slot: int, owner: str) -> bool:
     return all(
-        any(slot_in(e["slots"], slot) for e in [v[owner]])  # type: ignore[arg-type]
-        for v in (_view(cl, i) for i in range(3))
+        any(slot_in(e["slots"], slot) for e in [v[owner]]) for v in (_view(cl, i) for i in range(3))
     )
 
 
@@ -310,11 +353,11 @@ def test_setslot_node_and_bumpepoch_reach_every_node(cl: EngineCluster) -> None:
 
 
 def test_forget_keeps_a_node_out_then_restart_rejoins(cl: EngineCluster, tmp_path: Path) -> None:
-    extra = start_node(tmp_path / "extra")
+    extra = start_node(tmp_path / "extra", "--requirepass", PASSWORD)
     try:
         wait_ready(extra)
         meet(cl, 0, extra)
-        xid = str(extra.client().execute_command("CLUSTER", "MYID"), "ascii")
+        xid = str(extra.client(password=PASSWORD).execute_command("CLUSTER", "MYID"), "ascii")
         wait_for(lambda: all(xid in _view(cl, i) for i in range(3)), timeout=15)
         # FORGET on node 1 only: nodes 0 and 2 still gossip about it, the blacklist holds
         assert cl.cmd(1, "CLUSTER", "FORGET", xid) == b"OK"
@@ -329,12 +372,20 @@ def test_forget_keeps_a_node_out_then_restart_rejoins(cl: EngineCluster, tmp_pat
     # restart node 2 from its nodes.conf: same id, same slots, links come back
     node2 = cl.nodes[2]
     before = _view(cl, 2)
-    stop_node(node2)
-    wait_for(lambda: _view(cl, 0)[cl.ids[2]]["link"] == "disconnected", timeout=15)
-    again = start_node(node2.dir, port=node2.port)
-    cl.nodes[2] = again
-    wait_ready(again)
-    assert cl.node_id(2) == cl.ids[2]
-    wait_converged(cl)
+    cl.cmd(0, "CONFIG", "SET", "cluster-node-timeout", "1000")  # PFAIL after 1 s
+    try:
+        stop_node(node2)
+        wait_for(lambda: _view(cl, 0)[cl.ids[2]]["link"] == "disconnected", timeout=15)
+        # no PONG for longer than the node timeout: PFAIL, nothing more (no FAIL, no failover)
+        wait_for(lambda: "fail?" in _view(cl, 0)[cl.ids[2]]["flags"], timeout=15)
+        assert "cluster_nodes_pfail:1" in str(cl.cmd(0, "CLUSTER", "INFO"), "utf-8")
+        again = start_node(node2.dir, "--requirepass", PASSWORD, port=node2.port)
+        cl.nodes[2] = again
+        wait_ready(again)
+        assert cl.node_id(2) == cl.ids[2]
+        wait_converged(cl)
+        wait_for(lambda: "fail?" not in _view(cl, 0)[cl.ids[2]]["flags"], timeout=15)
+    finally:
+        cl.cmd(0, "CONFIG", "SET", "cluster-node-timeout", "15000")
     after = _view(cl, 2)
     assert {k: v["slots"] for k, v in after.items()} == {k: v["slots"] for k, v in before.items()}

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 from enginesrv import engine_server
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 from test_durability import cmd, manifest_lines, persistence, snapshot, wait_for
 
 from engine.config import Config
@@ -102,6 +104,9 @@ def test_write_error_refuses_writes_then_recovers(tmp_path: Path, monkeypatch: A
     assert dict(d.info())["aof_last_write_status"] == "err"
     for argv in ([b"SET", b"c", b"3"], [b"PING"], [b"INCR", b"n"]):
         assert run(engine, aof, *argv) == Error(ENOSPC.encode())
+    # no rewrite while the buffer is not on disk: its data must not land in the new incr file
+    assert d.bgrewriteaof(False) == "failed"
+    assert len(aof.manifest.incrs) == 1
     assert run(engine, aof, b"GET", b"a") == b"1"  # reads are served
     run(engine, aof, b"MULTI")
     assert run(engine, aof, b"SET", b"c", b"3") == Error(ENOSPC.encode())
@@ -174,6 +179,7 @@ def test_failed_bgsave_and_rewrite_keep_old_files(tmp_path: Path, monkeypatch: A
     manifest = read_manifest(aof.dir / "appendonly.aof.manifest")
     monkeypatch.setattr(snapshot_mod, "save_rdb", _fail)
     monkeypatch.setattr(rewrite, "write_base", _fail)
+    monkeypatch.setattr(rewrite, "write_rdb_base", _fail, raising=False)  # the preamble path
     engine.config.set("save", "3600 1")
     assert d.bgsave(False, False) == "started"
     wait_child(d)
@@ -250,6 +256,63 @@ def test_full_disk_with_always_loses_nothing_acknowledged(tmp_path: Path) -> Non
             assert all(c.exists(f"k{i}") for i in acked)
 
 
+@pytest.mark.real
+def test_full_disk_replies_as_valkey(tmp_path: Path) -> None:
+    """everysec on a full disk, side by side with valkey-server: the same refusals, the same
+    INFO status, and both recover when space returns."""
+    from realserver import real_server
+
+    seen: list[list[Any]] = []
+    for name in ("valkey", "ours"):
+        with small_tmpfs(tmp_path / name) as disk:
+            if name == "valkey":
+                ctx: Any = real_server(disk, "--appendonly", "yes", "--appendfsync", "everysec")
+            else:
+                ctx = engine_server(disk, "--appendfsync", "everysec", "--save", "")
+            with ctx as srv:
+                c = srv.client()
+                c.set("big", b"x" * 1_500_000)  # acknowledged (everysec); its write fails
+                wait_for(lambda c=c: persistence(c)["aof_last_write_status"] == "err")
+                got = [cmd(c, "SET", "k", "v"), cmd(c, "PING"), cmd(c, "GET", "k")]
+                got += [cmd(c, "MULTI"), cmd(c, "INCR", "n"), cmd(c, "EXEC")]
+                resize(disk, "8m")
+                wait_for(lambda c=c: persistence(c)["aof_last_write_status"] == "ok")
+                got += [cmd(c, "SET", "k", "v"), c.strlen("big")]
+                seen.append(got)
+    assert seen[0] == seen[1]
+    assert seen[1][:2] == ["ERR " + ENOSPC] * 2
+
+
+@pytest.mark.real
+def test_failed_bgsave_on_a_full_disk_as_valkey(tmp_path: Path) -> None:
+    """A BGSAVE that fills the disk: rdb_last_bgsave_status err, the previous dump.rdb intact,
+    no temp file left, writes refused with the RDB MISCONF text until ``save ""``."""
+    from realserver import real_server
+
+    seen: list[list[Any]] = []
+    for name in ("valkey", "ours"):
+        with small_tmpfs(tmp_path / name) as disk:
+            args = ("--appendonly", "no", "--save", "3600 1")
+            ctx: Any = (real_server if name == "valkey" else engine_server)(disk, *args)
+            with ctx as srv:
+                c = srv.client()
+                c.set("a", os.urandom(400_000))
+                assert cmd(c, "SAVE") == "OK"
+                dump = (disk / "dump.rdb").read_bytes()
+                c.set("b", os.urandom(400_000))
+                got = [cmd(c, "BGSAVE")]
+                wait_for(lambda c=c: persistence(c)["rdb_bgsave_in_progress"] == 0)
+                got += [persistence(c)["rdb_last_bgsave_status"], cmd(c, "SET", "k", "v")]
+                got += [cmd(c, "PING"), cmd(c, "SAVE"), persistence(c)["rdb_last_bgsave_status"]]
+                got += [cmd(c, "CONFIG", "SET", "save", "")]
+                got += [cmd(c, "SET", "k", "v")]
+                assert (disk / "dump.rdb").read_bytes() == dump
+                assert not [n for n in os.listdir(disk) if n.startswith("temp-")]
+                seen.append(got)
+    assert seen[0] == seen[1]
+    assert seen[1][1:4] == ["err", "ERR " + MISCONF_RDB, "ERR " + MISCONF_RDB]
+
+
 # -- CONFIG SET appendonly at runtime (src/aof.c startAppendOnly / stopAppendOnly) -----------
 def test_config_set_appendonly_at_runtime(tmp_path: Path) -> None:
     with engine_server(tmp_path, "--appendonly", "no", "--save", "") as srv:
@@ -260,7 +323,9 @@ def test_config_set_appendonly_at_runtime(tmp_path: Path) -> None:
         assert info["aof_enabled"] == 0 and "aof_current_size" not in info
         assert not (tmp_path / "appendonlydir").exists()
         assert cmd(c, "CONFIG", "SET", "appendonly", "yes") == "OK"
-        c.set("during", "2")  # while the first rewrite runs: into temp-appendonly.aof.incr
+        assert persistence(c)["aof_enabled"] == 1
+        c.set("during", "2")  # in the base, or in temp-appendonly.aof.incr if the child runs
+        wait_for(lambda: persistence(c)["aof_rewrite_scheduled"] == 0)
         wait_for(lambda: persistence(c)["aof_rewrite_in_progress"] == 0)
         info = persistence(c)
         assert info["aof_enabled"] == 1 and info["aof_last_bgrewrite_status"] == "ok"
@@ -284,6 +349,7 @@ def test_config_set_appendonly_at_runtime(tmp_path: Path) -> None:
         # on again with the old directory: a new base, the old files go as history
         assert cmd(c, "CONFIG", "SET", "appendonly", "no") == "OK"
         assert cmd(c, "CONFIG", "SET", "appendonly", "yes") == "OK"
+        wait_for(lambda: persistence(c)["aof_rewrite_scheduled"] == 0)
         wait_for(lambda: persistence(c)["aof_rewrite_in_progress"] == 0)
         c.set("x", "5")
         before = snapshot(c)
@@ -401,7 +467,7 @@ def test_kill_during_manifest_switch_leaves_a_loadable_dir(
 ) -> None:
     monkeypatch.setenv("VALKEY_ENGINE_CRASH_AT", point)
     with engine_server(tmp_path, "--appendfsync", "always", "--save", "") as srv:
-        c = srv.client(socket_timeout=10)
+        c = srv.client(socket_timeout=10, retry=Retry(NoBackoff(), 0))
         c.mset({f"k{i}": i for i in range(200)})
         c.hset("h", mapping={"a": "1", "b": "2"})
         before = snapshot(c)
@@ -423,14 +489,13 @@ def test_kill_during_manifest_switch_leaves_a_loadable_dir(
 def test_kill_during_save_keeps_the_previous_dump(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with engine_server(tmp_path, "--appendonly", "no", "--save", "") as srv:
-        c = srv.client()
-        c.set("old", "1")
-        assert cmd(c, "SAVE") == "OK"
+    engine = Engine()
+    engine.execute(engine.new_client(), [b"SET", b"old", b"1"])
+    snapshot_mod.save_rdb(engine, tmp_path / "dump.rdb")
     dump = (tmp_path / "dump.rdb").read_bytes()
     monkeypatch.setenv("VALKEY_ENGINE_CRASH_AT", "rdb-save-midway")
     with engine_server(tmp_path, "--appendonly", "no", "--save", "") as srv:
-        c = srv.client()
+        c = srv.client(retry=Retry(NoBackoff(), 0))
         c.set("new", "2")
         assert cmd(c, "SAVE") is None  # killed in the middle: no reply
         srv.proc.wait(10)

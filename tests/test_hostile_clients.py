@@ -135,3 +135,39 @@ def test_idle_connections_up_to_maxclients_then_refused(tmp_path: Path) -> None:
         # memory comes back: at most a quarter of what the connections took stays (Python's
         # allocator keeps some arenas); never a leak proportional to the connections
         assert after - base <= max((peak - base) // 4, 4 * 1024 * 1024), (base, peak, after)
+
+
+@pytest.mark.parametrize("kind", ["normal", "pubsub"])
+def test_a_client_that_never_reads_is_dropped_and_memory_comes_back(
+    tmp_path: Path, kind: str
+) -> None:
+    """client-output-buffer-limit disconnects a client that never reads (a pipelined reader of
+    big values, or a subscriber); the others keep being served and RSS returns near baseline."""
+    limit = f"{kind} 4mb 1mb 1"
+    with (
+        engine_server(tmp_path, "--client-output-buffer-limit", limit) as srv,
+        srv.client() as c,
+    ):
+        c.set("big", b"x" * 262144)
+        base = _rss(c)
+        s = _connect(srv.port)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        if kind == "normal":
+            with contextlib.suppress(OSError):
+                s.sendall(b"GET big\r\n" * 400)  # 100 MB of replies it never reads
+        else:
+            s.sendall(b"SUBSCRIBE flood\r\n")
+            time.sleep(0.2)
+            for _ in range(400):
+                c.publish("flood", b"y" * 262144)
+        deadline = time.monotonic() + 10
+        while int(_info(c, "clients")["connected_clients"]) != 1:
+            assert time.monotonic() < deadline
+            assert c.ping()  # the server keeps serving the others meanwhile
+            time.sleep(0.05)
+        s.close()
+        stats = _info(c, "stats")
+        assert stats["client_output_buffer_limit_disconnections"] == 1
+        time.sleep(0.2)
+        assert _rss(c) - base < 32 * 1024 * 1024, (base, _rss(c))
+    assert "output buffer limits" in srv.log

@@ -17,12 +17,12 @@ from typing import Any
 
 import pytest
 from clusterutil import EngineCluster, engine_cluster, start_node, wait_for, wait_ready
-from migrationutil import migrate, migrations, tag_for, wait_job
+from migrationutil import TERMINAL, migrate, migrations, tag_for, wait_job
 
 SLOT = 100  # node 0's
 DBS = (0, 5)
-KEYS = 1500
-VALUE = b"v" * 4096  # 2 dbs x 1500 x 4 KB: far more than the buffers between the nodes
+KEYS = 1200
+VALUE = b"v" * 4096  # 2 dbs x 1200 x 4 KB: far more than the buffers between the nodes
 TAG = tag_for(SLOT)
 
 
@@ -46,8 +46,10 @@ def _count(c: Any) -> int:
 
 
 def _stall_target_mid_snapshot(cl: EngineCluster) -> None:
-    migrate(cl.client(0), cl.ids[1], (SLOT, SLOT))
-    wait_job(cl.client(0), (b"snapshotting",))
+    c = cl.client(0)
+    migrate(c, cl.ids[1], (SLOT, SLOT))
+    while migrations(c)[0][b"state"] != b"snapshotting":  # as soon as it is: no sleep
+        assert migrations(c)[0][b"state"] not in TERMINAL, "moved before the fault"
     os.kill(cl.nodes[1].proc.pid, signal.SIGSTOP)
 
 

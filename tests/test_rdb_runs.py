@@ -19,7 +19,7 @@ from engine.keyspace import Keyspace
 from engine.server import snapshot as snap
 from engine.types.base import type_info
 from persistence.errors import PersistenceError
-from persistence.rdb.reader import RdbReader, read_rdb
+from persistence.rdb.reader import RdbFilter, RdbReader, read_rdb
 from persistence.rdb.writer import RdbWriteOptions, RdbWriter
 from persistence.records import (
     HashValue,
@@ -89,10 +89,13 @@ def _flat(events: list[RdbEvent]) -> list[tuple[Any, ...]]:
     return out
 
 
-def _read(data: bytes, runs: bool) -> tuple[list[RdbEvent], str | None]:
+def _read(data: bytes, mode: str) -> tuple[list[RdbEvent], str | None]:
+    """``general``: the per-record loop (a filter that takes every key turns the scan off);
+    ``records``: scanned runs as KeyRecords; ``runs``: StringRecords events."""
     events: list[RdbEvent] = []
+    flt = RdbFilter() if mode == "general" else None
     try:
-        for ev in RdbReader(io.BytesIO(data), string_runs=runs):
+        for ev in RdbReader(io.BytesIO(data), string_runs=mode == "runs", filter=flt):
             events.append(ev)
     except PersistenceError as e:
         return events, f"{type(e).__name__} {e}"
@@ -101,35 +104,39 @@ def _read(data: bytes, runs: bool) -> tuple[list[RdbEvent], str | None]:
 
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.parent.name)
 def test_runs_give_the_same_contents_on_real_files(path: Path) -> None:
-    plain = list(read_rdb(path))
+    general = list(read_rdb(path, filter=RdbFilter()))
+    records = list(read_rdb(path))
     runs = list(read_rdb(path, string_runs=True))
-    assert _flat(runs) == _flat(plain)
+    assert records == general
+    assert _flat(runs) == _flat(general)
 
 
 @pytest.mark.parametrize("compression", [True, False])
 def test_runs_give_the_same_contents_on_every_string_form(compression: bool) -> None:
     data = _rdb_bytes(_strings(random.Random(7), 600), compression=compression)
-    plain, err = _read(data, False)
-    runs, err2 = _read(data, True)
-    assert err is None and err2 is None
+    general, err = _read(data, "general")
+    records, err2 = _read(data, "records")
+    runs, err3 = _read(data, "runs")
+    assert err is None and err2 is None and err3 is None
     assert any(isinstance(e, StringRecords) and len(e.keys) > 1 for e in runs)
-    assert _flat(runs) == _flat(plain)
+    assert records == general
+    assert _flat(runs) == _flat(general)
 
 
 def test_runs_report_the_same_error_at_every_cut_and_corruption() -> None:
     data = _rdb_bytes(_strings(random.Random(3), 40))
-    for cut in range(9, len(data)):
-        a, ea = _read(data[:cut], False)
-        b, eb = _read(data[:cut], True)
-        assert ea == eb, cut
-        assert _flat(b) == _flat(a), cut
     rng = random.Random(5)
+    cases = [data[:cut] for cut in range(9, len(data))]
     for _ in range(300):
         bad = bytearray(data)
         bad[rng.randrange(9, len(bad) - 8)] = rng.randrange(256)
-        a, ea = _read(bytes(bad), False)
-        b, eb = _read(bytes(bad), True)
-        assert ea == eb and _flat(b) == _flat(a)
+        cases.append(bytes(bad))
+    for case in cases:
+        a, ea = _read(case, "general")
+        b, eb = _read(case, "records")
+        c, ec = _read(case, "runs")
+        assert ea == eb == ec
+        assert b == a and _flat(c) == _flat(a)
 
 
 def _items(data: dict[bytes, Any]) -> list[tuple[bytes, Any]]:

@@ -110,6 +110,31 @@ def test_map_db_and_flatten(tmp_path: Path) -> None:
     assert run(str(src), "--target", "redis://x:1", "--map-db", "zero:1").exit_code == 2
 
 
+def test_flatten_warns_about_flushdb_swapdb_move(tmp_path: Path) -> None:
+    aof = write_aof(
+        tmp_path / "f.aof",
+        [[b"SELECT", b"0"], [b"SET", b"a", b"0"], [b"SELECT", b"1"], [b"FLUSHDB"],
+         [b"SET", b"b", b"1"], [b"SWAPDB", b"1", b"2"], [b"SELECT", b"2"], [b"FLUSHDB"],
+         [b"SET", b"c", b"2"], [b"MOVE", b"c", b"5"],
+         [b"SELECT", b"7"], [b"FLUSHDB"], [b"SET", b"alone", b"7"]],
+    )  # fmt: skip
+    with real_server(tmp_path / "a") as srv:
+        res = run(str(aof), "--target", url(srv), "--flatten-db", "--json")
+        assert res.exit_code == 0, res.output
+        warnings = json.loads(res.stdout)["warnings"]
+        assert any(w.startswith("FLUSHDB ran 3 time(s) in a database that --flatten-db") and
+                   "source db 1 into db 0, which holds keys of source db(s) 0" in w
+                   for w in warnings), warnings  # fmt: skip
+        assert any(w.startswith("SWAPDB ran 1 time(s)") for w in warnings), warnings
+        assert any(w.startswith("MOVE ran 1 time(s)") for w in warnings), warnings
+        res = run(str(aof), "--target", url(srv), "--flatten-db")
+        assert "warning: FLUSHDB ran 3 time(s)" in res.stderr
+    with real_server(tmp_path / "b") as srv:  # no merging: no warning
+        res = run(str(aof), "--target", url(srv), "--json", "--verify")
+        assert res.exit_code == 0, res.output
+        assert json.loads(res.stdout)["warnings"] == []
+
+
 def test_on_error_stop_skip_log(tmp_path: Path) -> None:
     aof = write_aof(
         tmp_path / "err.aof",
@@ -219,8 +244,11 @@ def test_interrupted_replay_resumes_exactly(tmp_path: Path, sig: int) -> None:
     aof = counter_aof(tmp_path / "c.aof", n)
     ck = tmp_path / "ckpt.json"
     with real_server(tmp_path / "srv") as srv:
-        p = _cli(str(aof), "--target", url(srv), "--checkpoint", str(ck), "--rate", "8000")
-        time.sleep(1.2)
+        p = _cli(
+            str(aof), "--target", url(srv), "--checkpoint", str(ck), "--rate", "8000",
+            "--checkpoint-every", "500",
+        )  # fmt: skip
+        wait_for_progress(ck)
         p.send_signal(sig)
         _, err = p.communicate(timeout=30)
         assert p.returncode == 130, err

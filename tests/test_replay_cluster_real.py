@@ -14,7 +14,15 @@ import pytest
 from realserver import RealServer, free_port, real_server
 from server_snapshot import snapshot
 from test_export import normalise
-from test_replay import REAL, _cli, counter_aof, expected_now, run, write_aof
+from test_replay import (
+    REAL,
+    _cli,
+    counter_aof,
+    expected_now,
+    run,
+    wait_for_progress,
+    write_aof,
+)
 
 import tools.replay_cluster as rc
 from tools.replay import ReplayOptions, replay
@@ -113,12 +121,68 @@ def test_multi_db_workload_with_split_commands(c16: list[RealServer], tmp_path: 
     assert cluster_contents(c16) == expected_now(aof)
 
 
-def test_cross_slot_commands_are_refused_clearly(c16: list[RealServer]) -> None:
+def test_cross_slot_fixture_replays_as_effects(c16: list[RealServer]) -> None:
     flush(c16)
     src = REAL / "aof_preamble" / "appendonlydir"  # RENAME/COPY/SMOVE across slots
-    res = run(str(src), "--target", target(c16), "--quiet")
-    assert res.exit_code == 1
-    assert "touches keys in different slots" in res.stderr and "offset" in res.stderr
+    res = run(str(src), "--target", target(c16), "--quiet", "--verify")
+    assert res.exit_code == 0, res.output
+    assert "no differences" in res.stdout
+    assert "split into one transaction per slot" in res.stderr
+    assert cluster_contents(c16) == expected_now(src)
+
+
+def cross_slot_workload() -> list[list[bytes]]:
+    """Every kind of cross-slot command an AOF holds ({a}, {b}, {c} are three slots)."""
+    later = b"%d" % (int(time.time() * 1000) + 3_600_000)
+    cmds: list[list[bytes]] = []
+    for db in (0, 3):
+        cmds += [
+            [b"SELECT", b"%d" % db],
+            [b"SET", b"{a}s", b"v%d" % db], [b"PEXPIREAT", b"{a}s", later],
+            [b"RENAME", b"{a}s", b"{b}s"],  # keeps the TTL
+            [b"SET", b"{a}n", b"1"], [b"RENAMENX", b"{a}n", b"{c}n"],
+            [b"HSET", b"{a}h", b"f", b"1"], [b"COPY", b"{a}h", b"{b}h"],
+            [b"COPY", b"{a}h", b"{c}h", b"DB", b"5", b"REPLACE"],
+            [b"SADD", b"{a}set", b"m1", b"m2"], [b"SADD", b"{b}set", b"x"],
+            [b"SMOVE", b"{a}set", b"{b}set", b"m1"], [b"SMOVE", b"{a}set", b"{c}set", b"m2"],
+            [b"RPUSH", b"{a}l", b"1", b"2", b"3", b"4"], [b"RPUSH", b"{b}l", b"z"],
+            [b"LMOVE", b"{a}l", b"{b}l", b"LEFT", b"RIGHT"], [b"RPOPLPUSH", b"{a}l", b"{c}l"],
+            [b"BLMOVE", b"{a}l", b"{c}l", b"RIGHT", b"RIGHT", b"0"],
+            [b"MSETNX", b"{a}x", b"1", b"{b}x", b"2", b"{c}x", b"3"],
+            [b"SADD", b"{b}s1", b"a", b"b", b"c"], [b"SADD", b"{c}s2", b"b", b"c", b"d"],
+            [b"SINTERSTORE", b"{a}si", b"{b}s1", b"{c}s2"],
+            [b"SUNIONSTORE", b"{a}su", b"{b}s1", b"{c}s2", b"{a}none"],
+            [b"SDIFFSTORE", b"{b}sd", b"{b}s1", b"{c}s2"],
+            [b"ZADD", b"{b}z1", b"1", b"a", b"2", b"b"],
+            [b"ZADD", b"{c}z2", b"3", b"b", b"4", b"c"],
+            [b"ZUNIONSTORE", b"{a}zu", b"2", b"{b}z1", b"{c}z2", b"WEIGHTS", b"1", b"10",
+             b"AGGREGATE", b"MAX"],
+            [b"ZINTERSTORE", b"{a}zi", b"2", b"{b}z1", b"{c}z2"],
+            [b"ZRANGESTORE", b"{a}zr", b"{c}z2", b"0", b"-1"],
+            [b"SET", b"{b}b1", b"\xff\x0f"], [b"SET", b"{c}b2", b"\x0f\xff"],
+            [b"BITOP", b"AND", b"{a}bits", b"{b}b1", b"{c}b2"],
+            [b"MULTI"], [b"SET", b"{a}t", b"1"], [b"INCR", b"{b}t"],
+            [b"RENAME", b"{a}x", b"{c}renamed"], [b"EXEC"],
+            [b"MULTI"], [b"SET", b"{a}u", b"1"], [b"SET", b"{b}u", b"2"], [b"SELECT", b"9"],
+            [b"SET", b"{c}u", b"3"], [b"EXEC"],
+        ]  # fmt: skip
+    return cmds
+
+
+def test_cross_slot_commands_replay_as_their_effects(c16: list[RealServer], tmp_path: Path) -> None:
+    flush(c16)
+    aof = write_aof(tmp_path / "x.aof", cross_slot_workload())
+    res = run(str(aof), "--target", target(c16), "--verify", "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["errors"] == 0 and doc["verify"]["clean"], doc
+    for name in ("RENAME", "RENAMENX", "COPY", "SMOVE", "LMOVE", "RPOPLPUSH", "BLMOVE",
+                 "MSETNX", "SINTERSTORE", "ZUNIONSTORE", "BITOP"):  # fmt: skip
+        assert doc["cross_slot"].get(name), name
+    assert any("split into one transaction per slot" in w for w in doc["warnings"])
+    assert cluster_contents(c16) == expected_now(aof)
+    keys = [k for s in c16 for db in (0, 3, 5, 9) for k in s.client(db=db).scan_iter()]
+    assert not [k for k in keys if b"valkey-aof-replay" in k]  # no temporary key left
 
 
 def test_dry_run_routing_plan(c16: list[RealServer]) -> None:
@@ -129,22 +193,6 @@ def test_dry_run_routing_plan(c16: list[RealServer]) -> None:
     assert plan["mode"] == "cluster"
     assert {f"127.0.0.1:{s.port}" for s in c16} <= set(plan["per_node"])
     assert sum(s.client().dbsize() for s in c16) == 0
-
-
-def test_cross_slot_transaction_is_refused(c16: list[RealServer], tmp_path: Path) -> None:
-    flush(c16)
-    aof = write_aof(
-        tmp_path / "tx.aof",
-        [[b"MULTI"], [b"SET", b"{a}x", b"1"], [b"SET", b"{b}y", b"2"], [b"EXEC"],
-         [b"MULTI"], [b"SET", b"{a}x", b"1"], [b"INCR", b"{a}n"], [b"EXEC"]],
-    )  # fmt: skip
-    res = run(str(aof), "--target", target(c16), "--quiet")
-    assert res.exit_code == 1
-    assert "MULTI/EXEC transaction touches keys in different slots" in res.stderr
-    res = run(str(aof), "--target", target(c16), "--on-error", "skip")
-    assert res.exit_code == 0, res.output
-    got = {k["key"]: k["value"] for k in cluster_contents(c16)}
-    assert got == {"{a}x": "1", "{a}n": "1"}
 
 
 def test_moved_redirections_are_followed_in_order(
@@ -161,6 +209,7 @@ def test_moved_redirections_are_followed_in_order(
         if calls[0] == 1:
             first = self.primaries[0]
             self.slots = [first] * rc.SLOTS
+            self.owner = [0] * rc.SLOTS
 
     monkeypatch.setattr(rc.ClusterMap, "_load", stale)
     aof = counter_aof(tmp_path / "c.aof", 3000)
@@ -177,8 +226,11 @@ def test_cluster_replay_interrupted_and_resumed(c16: list[RealServer], tmp_path:
     n = 20_000
     aof = counter_aof(tmp_path / "c.aof", n)
     ck = tmp_path / "ck.json"
-    p = _cli(str(aof), "--target", target(c16), "--checkpoint", str(ck), "--rate", "8000")
-    time.sleep(1.2)
+    p = _cli(
+        str(aof), "--target", target(c16), "--checkpoint", str(ck), "--rate", "8000",
+        "--checkpoint-every", "500",
+    )  # fmt: skip
+    wait_for_progress(ck)
     p.send_signal(signal.SIGINT)
     _, err = p.communicate(timeout=30)
     assert p.returncode == 130, err

@@ -6,7 +6,12 @@ in this module.
 
 from __future__ import annotations
 
+import gc
 import importlib
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
 
 import click
 
@@ -59,3 +64,26 @@ EXIT_OPERATIONAL = 1
 
 class OperationalError(click.ClickException):
     exit_code = EXIT_OPERATIONAL
+
+
+def total_size(path: str) -> int:
+    """Bytes a progress bar over PATH counts to (every file of an AOF directory)."""
+    p = Path(path)
+    if p.is_dir():
+        return sum(c.stat().st_size for c in p.iterdir() if c.is_file())
+    if p.name.endswith(".manifest"):
+        return sum(c.stat().st_size for c in p.parent.iterdir() if c.is_file())
+    return os.path.getsize(p)
+
+
+@contextmanager
+def no_cyclic_gc() -> Iterator[None]:
+    """A streaming pass makes and drops millions of small containers and no cycles: the
+    cyclic GC would only walk them again and again (a third of ``check``'s time)."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()

@@ -9,8 +9,7 @@ import click
 
 from persistence.aof import check as lib
 from persistence.errors import PersistenceError
-from tools.cli import CorruptInput, OperationalError, main
-from tools.cmd_inspect import total_size
+from tools.cli import CorruptInput, OperationalError, main, no_cyclic_gc, total_size
 from tools.render import (
     check_report,
     console,
@@ -121,7 +120,7 @@ def check(
             _damaged(report)
             return
         enabled = progress_enabled(quiet or as_json)
-        with progress_bar(total_size(path), "check", enabled=enabled) as upd:
+        with progress_bar(total_size(path), "check", enabled=enabled) as upd, no_cyclic_gc():
             report, _ = lib.check(path, verify_checksum=not no_checksum, is_command=is_command,
                                   progress=upd)  # fmt: skip
     except FileExistsError as e:

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
 import click
 
 from persistence.errors import PersistenceError
 from persistence.stats import inspect_path
-from tools.cli import CorruptInput, corrupt, main
+from tools.cli import CorruptInput, corrupt, main, no_cyclic_gc, total_size
 from tools.render import console, dumps, inspect_report, progress_bar, progress_enabled
 
 
@@ -40,15 +38,6 @@ def _load_table() -> None:
     import engine.commands  # noqa: F401 - registers every command in the table
 
 
-def total_size(path: str) -> int:
-    p = Path(path)
-    if p.is_dir():
-        return sum(c.stat().st_size for c in p.iterdir() if c.is_file())
-    if p.name.endswith(".manifest"):
-        return sum(c.stat().st_size for c in p.parent.iterdir() if c.is_file())
-    return os.path.getsize(p)
-
-
 @main.command()
 @click.argument("path", type=click.Path(exists=True))
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON (stable schema).")
@@ -72,9 +61,11 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
         total_size(path), "inspect", enabled=progress_enabled(quiet or as_json)
     ) as upd:
         try:
-            data: dict[str, Any] = inspect_path(
-                path, key_positions=key_positions, top_n=top, progress=upd, single_key=single_key
-            )
+            with no_cyclic_gc():
+                data: dict[str, Any] = inspect_path(
+                    path, key_positions=key_positions, top_n=top, progress=upd,
+                    single_key=single_key,
+                )  # fmt: skip
         except PersistenceError as e:
             raise corrupt(e) from e
     if as_json:

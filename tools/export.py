@@ -39,7 +39,9 @@ def load_engine(
     warnings: list[str] = []
     try:
         result = Loader(engine).load(
-            read_aof_batches(path, verify_checksum=verify_checksum, allow_torn_tail=True)
+            read_aof_batches(
+                path, verify_checksum=verify_checksum, allow_torn_tail=True, string_runs=True
+            )
         )
     except LoadError as e:
         raise FormatError(e.message, file=e.file, offset=e.offset) from e

@@ -15,6 +15,7 @@ import contextlib
 import json
 import os
 import signal
+import ssl
 import threading
 import time
 from collections import Counter, deque
@@ -25,7 +26,7 @@ from typing import Any
 
 from persistence.resp import Array, Bulk
 from tools.replay_cluster import ClusterMap, CrossSlot, auth, parse_redirect
-from tools.replay_conn import Cmd, Conn, ReplayConnError, Target, parse_target
+from tools.replay_conn import Cmd, Conn, ReplayConnError, Target, TlsOptions, parse_target
 from tools.replay_fastscan import RawCmds
 from tools.replay_send import Cluster, Standalone
 from tools.replay_source import Segment, Source, SourceStats
@@ -56,6 +57,7 @@ class ReplayOptions:
     verify_checksum: bool = True
     ttl_tolerance_ms: int = 5_000
     timeout: float = 30.0
+    tls: TlsOptions | None = None  # for rediss:// (defaults when None)
     log: Callable[[str], None] | None = None
     progress: Callable[[Progress], None] | None = None
 
@@ -189,9 +191,10 @@ def replay(path: str | os.PathLike[str], opts: ReplayOptions) -> ReplayResult:
     if opts.on_error not in ON_ERROR:
         raise ValueError(f"on_error must be one of {ON_ERROR}")
     try:
-        target = parse_target(opts.target)
-    except ValueError as e:
-        raise ReplayError(str(e)) from e
+        target = parse_target(opts.target, opts.tls)
+        tls = target.ssl_context()
+    except (ValueError, OSError, ssl.SSLError) as e:  # OSError: a certificate file
+        raise ReplayError(f"{opts.target}: {e}") from e
     input_abs = os.path.abspath(os.fspath(path))
     ckpt = Checkpoint(input_abs, target.describe())
     if opts.resume:
@@ -204,7 +207,10 @@ def replay(path: str | os.PathLike[str], opts: ReplayOptions) -> ReplayResult:
                     f"{opts.checkpoint} is the checkpoint of {ckpt.input}, not of {input_abs}"
                 )
     try:
-        seed = Conn(target.host, target.port, timeout=opts.timeout)
+        seed = Conn(
+            target.host, target.port, timeout=opts.timeout, tls=tls,
+            server_name=target.tls.sni if target.tls else None,
+        )  # fmt: skip
     except ReplayConnError as e:
         raise ReplayError(str(e)) from e
     try:
@@ -438,6 +444,7 @@ class _Run:
         res.per_node = {name: c.received for name, c in sender.conns.items()}
         res.total_commands = self.source.stats.commands
         if isinstance(sender, Cluster):
+            res.commands -= sender.extra_parts
             res.cross_slot = dict(sorted(sender.cross_slot.items()))
             if sender.split_txns:
                 res.source.warnings.append(

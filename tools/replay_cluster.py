@@ -22,6 +22,9 @@ from tools.replay_conn import Conn, ReplayConnError, Target
 
 SLOTS = 16384
 NO_KEY = -1
+# commands whose destination key follows a keyword (movable keys in the target's COMMAND reply)
+_STORE_CMDS = {b"SORT", b"GEORADIUS", b"GEORADIUSBYMEMBER"}
+_STORE_WORDS = (b"STORE", b"STOREDIST")
 
 
 class CrossSlot(Exception):
@@ -40,6 +43,9 @@ class ClusterMap:
         self.simple_keys: dict[bytes, int] = {}  # argv[0] -> key index for one-key commands
         self._not_simple: set[bytes] = set()
         self.crc16, self.crc16_table = _crc16_parts()
+        # key specs of commands our table does not have (PFADD, SORT, GEO...): the target's
+        # COMMAND reply (first key, last key, step), so they are routed, not broadcast
+        self.specs = _target_specs(seed)
         self.refresh()
 
     def refresh(self) -> None:
@@ -89,7 +95,8 @@ class ClusterMap:
         c = self.conns.get(name)
         if c is None:
             host, port = name.rsplit(":", 1)
-            c = Conn(host, int(port), timeout=self.timeout)
+            c = Conn(host, int(port), timeout=self.timeout, tls=self.seed.tls,
+                     server_name=self.target.tls.sni if self.target.tls else None)  # fmt: skip
             auth(c, self.target)
             self.conns[name] = c
         return c
@@ -100,17 +107,32 @@ class ClusterMap:
             raise ReplayConnError(f"slot {slot} is not served by any node (CLUSTERDOWN)")
         return name
 
+    def key_positions(self, argv: list[bytes]) -> list[int]:
+        """Key indexes by our command table, else by the target's key specs."""
+        cmd = lookup(argv)
+        if cmd is not None:
+            if _one_key(cmd) and not cmd.container:
+                self.simple_keys[argv[0]] = cmd.first_key
+            return cmd.key_positions(argv)
+        spec = self.specs.get(argv[0].lower())
+        if spec is None:
+            return []
+        first, last, step = spec
+        if first <= 0:
+            return []
+        end = last if last >= 0 else len(argv) + last
+        keys = list(range(first, min(end, len(argv) - 1) + 1, step or 1))
+        if argv[0].upper() in _STORE_CMDS:  # SORT/GEORADIUS ... STORE|STOREDIST dest
+            up = [a.upper() for a in argv[:-1]]
+            keys += [i + 1 for i, a in enumerate(up) if i > first and a in _STORE_WORDS]
+        return keys
+
     def slot_of(self, argv: list[bytes]) -> int:
         """The slot of the command's keys, :data:`NO_KEY` without keys; raises CrossSlot."""
         i = self.simple_keys.get(argv[0])
         if i is not None and len(argv) > i:
             return key_slot(argv[i])
-        cmd = lookup(argv)
-        if cmd is None:
-            return NO_KEY
-        if _one_key(cmd) and not cmd.container:
-            self.simple_keys[argv[0]] = cmd.first_key
-        keys = cmd.key_positions(argv)
+        keys = self.key_positions(argv)
         if not keys:
             return NO_KEY
         slot = key_slot(argv[keys[0]])
@@ -131,6 +153,10 @@ class ClusterMap:
         if cmd is not None and _one_key(cmd) and not cmd.container:
             self.simple_keys[name] = cmd.first_key
             return cmd.first_key
+        spec = self.specs.get(name.lower()) if cmd is None else None
+        if spec is not None and spec[0] > 0 and spec[0] == spec[1]:
+            self.simple_keys[name] = spec[0]
+            return spec[0]
         self._not_simple.add(name)
         return None
 
@@ -152,6 +178,27 @@ class ClusterMap:
     def close(self) -> None:
         for c in self.conns.values():
             c.close()
+
+
+def _target_specs(conn: Conn) -> dict[bytes, tuple[int, int, int]]:
+    """name -> (first key, last key, step) from the target's COMMAND reply (empty on error)."""
+    try:
+        reply = conn.call("COMMAND")
+    except ReplayConnError:
+        return {}
+    out: dict[bytes, tuple[int, int, int]] = {}
+    if not isinstance(reply, Array) or reply.items is None:
+        return out
+    for entry in reply.items:
+        if not isinstance(entry, Array) or not entry.items or len(entry.items) < 6:
+            continue
+        name, first, last, step = entry.items[0], *entry.items[3:6]
+        if (
+            isinstance(name, Bulk) and name.value and isinstance(first, Integer)
+            and isinstance(last, Integer) and isinstance(step, Integer)
+        ):  # fmt: skip
+            out[name.value.lower()] = (first.value, last.value, step.value)
+    return out
 
 
 def _crc16_parts() -> tuple[Callable[[bytes, int, bytes], int], bytes]:

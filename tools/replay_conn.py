@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import select
 import socket
+import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -28,6 +29,8 @@ import hiredis
 from persistence.aof.encoder import encode_command
 from persistence.resp import NEED_MORE, Error, Frame, ReplyParser
 
+# a non-blocking TLS socket says "try again" with its own exceptions (ssl module docs)
+WOULD_BLOCK = (BlockingIOError, ssl.SSLWantReadError, ssl.SSLWantWriteError)
 READ_SIZE = 1 << 20
 FLUSH_AT = 256 * 1024  # queued bytes written in one go
 MAX_INFLIGHT = 200_000  # replies outstanding before the sender waits
@@ -47,23 +50,56 @@ class Cmd(Protocol):
 
 
 @dataclass(frozen=True)
+class TlsOptions:
+    """TLS settings of a ``rediss://`` target (stdlib ssl; names as valkey-cli's options)."""
+
+    ca_cert: str | None = None  # None: the system's trust store
+    cert: str | None = None  # client certificate (tls-auth-clients)
+    key: str | None = None
+    insecure: bool = False  # no certificate or host name check
+    sni: str | None = None
+
+    def context(self) -> ssl.SSLContext:
+        ctx = ssl.create_default_context(cafile=self.ca_cert)
+        if self.insecure:
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+        if self.cert:
+            ctx.load_cert_chain(self.cert, self.key)
+        return ctx
+
+
+@dataclass(frozen=True)
 class Target:
     host: str
     port: int
     db: int | None = None
     username: str | None = None
     password: str | None = None
+    tls: TlsOptions | None = None  # set for rediss:// / valkeys://
 
     def describe(self) -> str:
         db = f"/{self.db}" if self.db is not None else ""
-        return f"redis://{self.host}:{self.port}{db}"
+        return f"{'rediss' if self.tls else 'redis'}://{self.host}:{self.port}{db}"
+
+    def ssl_context(self) -> ssl.SSLContext | None:
+        return self.tls.context() if self.tls is not None else None
 
 
-def parse_target(url: str) -> Target:
-    """``redis://[user:pass@]host:port[/db]`` (``valkey://`` too); raises ValueError."""
+TLS_SCHEMES = ("rediss", "valkeys")
+
+
+def parse_target(url: str, tls: TlsOptions | None = None) -> Target:
+    """``redis://[user:pass@]host:port[/db]`` (``valkey://`` too; ``rediss://`` and
+    ``valkeys://`` for TLS, with ``tls`` or default options); raises ValueError."""
     parts = urlsplit(url if "://" in url else f"redis://{url}")
-    if parts.scheme not in ("redis", "valkey"):
-        raise ValueError(f"unsupported target scheme {parts.scheme!r} (use redis://host:port)")
+    if parts.scheme not in ("redis", "valkey", *TLS_SCHEMES):
+        raise ValueError(
+            f"unsupported target scheme {parts.scheme!r} (use redis://host:port, or "
+            "rediss://host:port for TLS)"
+        )
+    if tls is not None and parts.scheme not in TLS_SCHEMES:
+        raise ValueError(f"TLS options given for {url!r}: use a rediss:// URL")
     if not parts.hostname:
         raise ValueError(f"no host in target {url!r}")
     try:
@@ -77,7 +113,9 @@ def parse_target(url: str) -> Target:
     password = unquote(parts.password) if parts.password else None
     if user is not None and password is None:  # redis://secret@host: a password alone
         user, password = None, user
-    return Target(parts.hostname, port, int(path) if path else None, user, password)
+    if parts.scheme in TLS_SCHEMES and tls is None:
+        tls = TlsOptions()
+    return Target(parts.hostname, port, int(path) if path else None, user, password, tls)
 
 
 @dataclass(slots=True, eq=False)
@@ -85,14 +123,16 @@ class Piece:
     """Commands sent together on one connection.
 
     ``cmds[i]`` has global index ``indexes[i]`` (or ``first_index + i`` when ``indexes`` is
-    None). ``prefix`` control replies (SELECT, ASKING) come first; a transaction adds MULTI and
-    EXEC replies around its commands. ``errors`` gets (position in cmds, error text).
+    None); with ``index_base`` set, ``indexes`` holds positions (or (position, command) pairs,
+    as the cluster router keeps them) relative to it. ``prefix`` control replies (SELECT,
+    ASKING) come first; a transaction adds MULTI and EXEC replies around its commands.
+    ``errors`` gets (position in cmds, error text).
     """
 
     data: bytes
     cmds: Sequence[Cmd]
     first_index: int
-    indexes: list[int] | None = None
+    indexes: Sequence[Any] | None = None
     txn: bool = False
     prefix: int = 0
     db_after: int | None = None
@@ -101,29 +141,46 @@ class Piece:
     end_reply: int = 0
     errors: list[tuple[int, str]] = field(default_factory=list)
     control_errors: list[str] = field(default_factory=list)
+    index_base: int | None = None
 
     def __post_init__(self) -> None:
         self.count = self.prefix + len(self.cmds) + (2 if self.txn else 0)
 
     def index_of(self, pos: int) -> int:
-        return self.indexes[pos] if self.indexes is not None else self.first_index + pos
+        if self.indexes is None:
+            return self.first_index + pos
+        it = self.indexes[pos]
+        if self.index_base is None:
+            return int(it)
+        return self.index_base + (it if type(it) is int else it[0])
 
     @property
     def min_index(self) -> int:
-        return self.indexes[0] if self.indexes else self.first_index
+        return self.index_of(0) if self.indexes else self.first_index
 
 
 class Conn:
-    def __init__(self, host: str, port: int, *, timeout: float = 30.0) -> None:
+    def __init__(
+        self, host: str, port: int, *, timeout: float = 30.0, tls: ssl.SSLContext | None = None,
+        server_name: str | None = None,
+    ) -> None:  # fmt: skip
         self.host = host
         self.port = port
         self.name = f"{host}:{port}"
         self.timeout = timeout
+        self.tls = tls
         try:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            sock = socket.create_connection((host, port), timeout=timeout)
         except OSError as e:
             raise ReplayConnError(f"cannot connect to {self.name}: {e}") from e
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if tls is not None:
+            try:  # the handshake in blocking mode, then non-blocking like a plain socket
+                sock = tls.wrap_socket(sock, server_hostname=server_name or host)
+            except (ssl.SSLError, ssl.CertificateError, OSError) as e:
+                sock.close()
+                raise ReplayConnError(f"TLS handshake with {self.name} failed: {e}") from e
+        self.sock: socket.socket = sock
         self.sock.setblocking(False)
         self.db: int | None = None  # db selected on this connection, None = unknown
         self.pending: deque[Piece] = deque()
@@ -156,12 +213,14 @@ class Conn:
         return frame
 
     def _recv_blocking(self) -> bytes:
-        r, _, _ = select.select([self.sock], [], [], self.timeout)
-        if not r:
-            raise ReplayConnError(f"{self.name}: no reply within {self.timeout:g} s")
+        # TLS: decrypted bytes may wait inside the SSL object, where select cannot see them
+        if not (self.tls is not None and self.sock.pending()):  # type: ignore[attr-defined]
+            r, _, _ = select.select([self.sock], [], [], self.timeout)
+            if not r:
+                raise ReplayConnError(f"{self.name}: no reply within {self.timeout:g} s")
         try:
             data = self.sock.recv(READ_SIZE)
-        except BlockingIOError:
+        except WOULD_BLOCK:
             return b""
         except OSError as e:
             raise ReplayConnError(f"{self.name}: {e}") from e
@@ -201,7 +260,7 @@ class Conn:
         while view:
             try:
                 n = sock.send(view)
-            except BlockingIOError:
+            except WOULD_BLOCK:
                 n = 0
             except OSError as e:
                 raise ReplayConnError(f"{self.name}: {e}") from e
@@ -216,17 +275,18 @@ class Conn:
 
     def poll(self) -> None:
         """Read whatever replies are there, without waiting."""
+        plain = self.tls is None
         while True:
             try:
                 data = self.sock.recv(READ_SIZE)
-            except BlockingIOError:
+            except WOULD_BLOCK:
                 return
             except OSError as e:
                 raise ReplayConnError(f"{self.name}: {e}") from e
             if not data:
                 raise ReplayConnError(f"{self.name}: connection closed by the target")
             self._on_data(data)
-            if len(data) < READ_SIZE:
+            if plain and len(data) < READ_SIZE:  # TLS gives one record per recv: read on
                 return
 
     def wait_below(self, n: int) -> None:

@@ -24,8 +24,9 @@ import re
 from collections.abc import Callable, Iterator, Sequence, Sized
 from dataclasses import dataclass
 from itertools import chain
+from operator import itemgetter
 from pathlib import Path
-from typing import BinaryIO, overload
+from typing import Any, BinaryIO, overload
 
 import hiredis
 
@@ -181,6 +182,8 @@ def _big(buf: bytes, lo: int, hi: int) -> bool:
 
 
 _ARG = ARG_SIZE.__getitem__
+_FIRST = itemgetter(0)
+_LIST = {list}
 _ARGC = ARGC_SIZE.__getitem__
 
 
@@ -206,19 +209,32 @@ class _Scan:
         self.run_: list[list[bytes]] = []  # plain commands parsed since `start`
         self.db = 0
 
-    def cut(self) -> Run | Bail | None:
+    def cut(self, hint: int = -1) -> Run | Bail | None:
         """The parsed plain commands as a Run (None if there are none; Bail if their sizes
-        do not land on a command start)."""
+        do not land on a command start).
+
+        ``hint``: where hiredis stopped with nothing left over (the bytes were fed up to a
+        ``\r\n*``). It is the run's end when the bytes from ``start`` hold exactly one ``$``
+        header per argument and one ``*`` header per command: any partly read command, a
+        value containing such bytes, or an argument that is not a bulk string breaks the count,
+        and the sizes are added up instead (the count is C speed, the sum is not)."""
         run = self.run_
         if not run:
             return None
         start = self.start
         buf = self.buf
-        try:
-            end = start + runsize(run)
-        except (TypeError, IndexError):
-            return Bail(self.base + start, "not a command of bulk strings")
-        if buf[start] != 42 or (end < len(buf) and buf[end] not in b"*#"):
+        if (
+            hint > start
+            and buf.count(b"\r\n*", start, hint) == len(run) - 1
+            and buf.count(b"\r\n$", start, hint) == sum(map(len, run))
+        ):
+            end = hint
+        else:
+            try:
+                end = start + runsize(run)
+            except (TypeError, IndexError):
+                return Bail(self.base + start, "not a command of bulk strings")
+        if buf[start] != 42 or end > len(buf) or (end < len(buf) and buf[end] not in b"*#"):
             return Bail(self.base + start, "not canonical RESP")
         self.run_ = []
         self.start = end
@@ -233,6 +249,7 @@ class _Scan:
         txn_offset = 0
         eof = False
         cache: dict[bytes, int] = {}
+        plain: set[bytes] = set()  # names whose code is PLAIN
         slow = self.slow
         need_more = False  # an annotation line runs past the buffer
         while True:
@@ -247,7 +264,7 @@ class _Scan:
                 if not more:
                     eof = True
                     continue
-                out = self.cut()
+                out = self.cut(-1 if reader.has_data() else fed)
                 if out is not None:
                     yield out
                     if type(out) is Bail:
@@ -260,6 +277,10 @@ class _Scan:
                 continue
             buf = self.buf
             n = FEED if fed + FEED < len(buf) else len(buf) - fed
+            # end the slice just before a command start when one is in sight (cut's hint)
+            k = buf.rfind(b"\r\n*", fed, fed + n)
+            if k > fed:
+                n = k + 2 - fed
             lo = fed - 6 if fed - 6 > self.start else self.start
             if _big(buf, lo, fed + n):
                 out = self.cut()
@@ -271,24 +292,34 @@ class _Scan:
                 return
             reader.feed(buf, fed, n)
             fed += n
-            gets = reader.gets
+            # every complete item of the slice at C speed (hiredis until it says False)
+            items: list[Any] = []
+            failed = False  # hiredis objected after `items` (an annotation, or garbage)
+            try:
+                items.extend(iter(reader.gets, False))
+            except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map with a list key
+                failed = True
             run = self.run_
             append = run.append
             fast = txn is None and not slow
-            while True:
+            if fast and items and not failed:
+                # all lists whose names are plain: the whole slice joins the run, no loop
                 try:
-                    x = gets()
-                    if x is False:
-                        break
-                    if fast and cache.get(x[0]) == PLAIN and type(x) is list:
-                        append(x)
-                        continue
-                except (hiredis.ProtocolError, TypeError, IndexError, KeyError):
-                    x = None
+                    ok = set(map(type, items)) == _LIST and plain.issuperset(map(_FIRST, items))
+                except (TypeError, IndexError):
+                    ok = False
+                if ok:
+                    run += items
+                    items = []
+            if failed:
+                items.append(None)
+            for x in items:
                 if type(x) is list and x and type(x[0]) is bytes:
                     c = cache.get(x[0])
                     if c is None:
                         c = cache[x[0]] = self.code_of(x[0])
+                        if c == PLAIN:
+                            plain.add(x[0])
                     if c == PLAIN and fast:
                         append(x)
                         continue
@@ -354,12 +385,12 @@ class _Scan:
                     yield [cmd]
                 fast = txn is None and not slow
             if txn is None and len(self.run_) > 64 and fed - self.start >= RUN_BYTES:
-                out = self.cut()
+                out = self.cut(-1 if reader.has_data() else fed)
                 if out is not None:
                     yield out
                     if type(out) is Bail:
                         return
-        out = self.cut()
+        out = self.cut(-1 if reader.has_data() else fed)
         if out is not None:
             yield out
             if type(out) is Bail:

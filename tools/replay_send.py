@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
+from itertools import compress, repeat
+from operator import itemgetter
 from typing import overload
 
 from persistence.aof.encoder import encode_command
@@ -29,6 +31,8 @@ from tools.replay_xslot import handled, split_by_slot
 _MULTI = encode_command([b"MULTI"])
 _EXEC = encode_command([b"EXEC"])
 _ARG = ARG_SIZE.__getitem__
+_FIRST = itemgetter(0)
+_SECOND = itemgetter(1)
 
 Item = int | tuple[int, Cmd]  # a raw run's position, or (position, command)
 
@@ -99,6 +103,7 @@ class Cluster:
         self.conns = cmap.conns
         self.redirects: list[tuple[int, Cmd, str, str, int]] = []  # index, cmd, kind, node, db
         self.split_txns = 0
+        self.extra_parts = 0  # acknowledgements of split commands beyond one per command
         self.cross_slot: Counter[str] = Counter()  # cross-slot commands replayed as effects
 
     def _conn(self, name: str) -> Conn:
@@ -133,12 +138,11 @@ class Cluster:
             if not body:
                 continue
             its = items[o]
-            idx = [first + (it if type(it) is int else it[0]) for it in its]  # type: ignore[index]
             conn = self._conn(primaries[o])
             pre, n = self._prefix(conn, db)
             data = b"".join(body)
-            conn.queue(Piece(pre + data if pre else data, PickCmds(raw, its), idx[0], idx,
-                             prefix=n, db=db))  # fmt: skip
+            conn.queue(Piece(pre + data if pre else data, PickCmds(raw, its), first, its,
+                             prefix=n, db=db, index_base=first))  # fmt: skip
 
     def _route(
         self, c: Cmd, piece: bytes, i: int, db: int, first: int, raw: RawCmds | None,
@@ -152,7 +156,8 @@ class Cluster:
         except CrossSlot as e:
             split = split_by_slot(c.argv)
             if split is not None:
-                for s, argv in split:  # each part is acknowledged as the command
+                self.extra_parts += len(split) - 1  # each part is acknowledged as the command
+                for s, argv in split:
                     o = cmap.primaries.index(cmap.node_of(s))
                     parts[o].append(encode_command(argv))
                     items[o].append((i, GenCmd(argv, c.file, c.offset, c.size)))
@@ -189,7 +194,61 @@ class Cluster:
         self._queue(None, parts, items, db, first)
 
     def _send_raw(self, raw: RawCmds, data: bytes, db: int, first: int) -> None:
-        """The hot loop: a run of plain commands, routed without building command objects."""
+        if not self._send_raw_bulk(raw, data, db, first):
+            self._send_raw_each(raw, data, db, first)
+
+    def _send_raw_bulk(self, raw: RawCmds, data: bytes, db: int, first: int) -> bool:
+        """The usual run (one-key commands, key first, no hash tag, every slot served): slots
+        and owners computed a list at a time; one Python step per command (its size)."""
+        cmap = self.map
+        argvs = raw.argvs
+        for name in set(map(_FIRST, argvs)):
+            k = cmap.simple_keys.get(name)
+            if k is None:
+                k = cmap.learn([name])
+            if k != 1:
+                return False
+        if min(map(len, argvs)) < 2:
+            return False
+        keys = list(map(_SECOND, argvs))
+        if b"{" in b"".join(keys):
+            return False
+        crc, table = cmap.crc16, cmap.crc16_table
+        slots = [x & 0x3FFF for x in map(crc, keys, repeat(0), repeat(table))]
+        owners = list(map(cmap.owner.__getitem__, slots))
+        if -1 in owners:
+            return False
+        slices: list[bytes] = []
+        append = slices.append
+        sizes = ARG_SIZE
+        argc_size = ARGC_SIZE
+        pos = 0
+        for argv in argvs:
+            if len(argv) == 3:  # unrolled for the common shape: 40% less time than sum(map())
+                a0, a1, a2 = argv
+                size = 4 + sizes[len(a0)] + sizes[len(a1)] + sizes[len(a2)]
+            else:
+                size = argc_size[len(argv)] + sum(map(_ARG, map(len, argv)))
+            append(data[pos : pos + size])
+            pos += size
+        used = set(owners)
+        parts: list[list[bytes]] = []
+        items: list[list[Item]] = []
+        for o in range(len(cmap.primaries)):
+            if o not in used:
+                parts.append([])
+                items.append([])
+            elif len(used) == 1:
+                parts.append(slices)
+                items.append(list(range(len(argvs))))
+            else:
+                parts.append(list(compress(slices, map(o.__eq__, owners))))
+                items.append(list(compress(range(len(argvs)), map(o.__eq__, owners))))
+        self._queue(raw, parts, items, db, first)
+        return True
+
+    def _send_raw_each(self, raw: RawCmds, data: bytes, db: int, first: int) -> None:
+        """A run of plain commands, routed one by one without building command objects."""
         cmap = self.map
         simple = cmap.simple_keys
         owner = cmap.owner
@@ -202,8 +261,13 @@ class Cluster:
         parts: list[list[bytes]] = [[] for _ in range(n)]
         items: list[list[Item]] = [[] for _ in range(n)]
         pos = 0
+        sizes = ARG_SIZE
         for i, argv in enumerate(raw.argvs):
-            size = argc_size[len(argv)] + sum(map(arg, map(len, argv)))
+            if len(argv) == 3:  # unrolled for the common shape: 40% less time than sum(map())
+                a0, a1, a2 = argv
+                size = 4 + sizes[len(a0)] + sizes[len(a1)] + sizes[len(a2)]
+            else:
+                size = argc_size[len(argv)] + sum(map(arg, map(len, argv)))
             k = simple.get(argv[0])
             if k is None:
                 k = learn(argv)
@@ -249,29 +313,34 @@ class Cluster:
                 if seg.db_after is not None and self.multi_db:
                     conn.db = seg.db_after
             return
-        if any(c.argv[0].upper() == b"SELECT" for c in seg.cmds):
-            self.on_cross(
-                seg.cmds[0],
-                "a MULTI/EXEC transaction with a SELECT inside touches keys in different "
-                "slots; a cluster cannot run it",
-            )
-            return
+        # one MULTI/EXEC per (db, slot); command by command if some command has no slot
         self.split_txns += 1
+        groups: dict[tuple[int, int], list[int]] = {}
+        runs: list[tuple[int, int, int]] = []  # (db, start, end) between SELECTs
+        db = seg.db
+        start = 0
+        for i, c in enumerate(seg.cmds):
+            if c.argv[0].upper() == b"SELECT":  # written by Source with the mapped db
+                runs.append((db, start, i))
+                db = int(c.argv[1])
+                start = i + 1
+                continue
+            groups.setdefault((db, slots[i]), []).append(i)
+        runs.append((db, start, len(seg.cmds)))
         pairs: list[tuple[Cmd, bytes]] = [(c, encode_command(c.argv)) for c in seg.cmds]
-        if cross or NO_KEY in slots:  # command by command (each routed on its own)
-            self._send_cmds(pairs, seg.db, seg.first_index)
+        if cross or any(s == NO_KEY for _, s in groups):
+            for db, a, b in runs:
+                if a < b:
+                    self._send_cmds(pairs[a:b], db, seg.first_index + a)
             return
-        groups: dict[int, list[int]] = {}
-        for i, s in enumerate(slots):
-            groups.setdefault(s, []).append(i)
-        for s, positions in groups.items():
+        for (db, s), positions in groups.items():
             conn = self._conn(cmap.node_of(s))
-            pre, n = self._prefix(conn, seg.db)
+            pre, n = self._prefix(conn, db)
             body = b"".join(pairs[i][1] for i in positions)
             idx = [seg.first_index + i for i in positions]
             cmds = [pairs[i][0] for i in positions]
             conn.queue(Piece(pre + _MULTI + body + _EXEC, cmds, idx[0], idx, txn=True, prefix=n,
-                             db=seg.db))  # fmt: skip
+                             db=db))  # fmt: skip
 
     # -- redirections --------------------------------------------------------------------------
     def resend(self, redirects: list[tuple[int, Cmd, str, str, int]]) -> None:

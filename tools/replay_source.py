@@ -15,6 +15,7 @@ an index in emission order; ``skip`` (for ``--resume``) drops the first ``skip``
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 from collections import Counter
@@ -56,7 +57,9 @@ SEGMENT_MAX = 256
 GC_THRESHOLD = 200_000
 
 _OK, _CLUSTER, _UNKNOWN, _SELECT, _MULTI, _DBARG = 0, 1, 2, 3, 4, 5
-_DB_ARG_COMMANDS = (b"MOVE", b"COPY", b"SWAPDB")  # commands naming a db in their arguments
+# commands naming a db in their arguments, and FLUSHDB (checked against merged databases)
+_DB_ARG_COMMANDS = (b"MOVE", b"COPY", b"SWAPDB", b"FLUSHDB")
+_MERGE_HAZARDS = (b"FLUSHDB", b"SWAPDB", b"MOVE")
 
 
 @dataclass(slots=True)
@@ -145,6 +148,8 @@ class Source:
     ) -> None:
         self.path = path
         self.max_run = max(1, max_run)  # commands per raw segment (checkpoint/rate granularity)
+        self._merged: dict[int, set[int]] = {}  # target db -> source dbs written into it
+        self._hazards: dict[str, list[str]] = {}  # FLUSHDB/SWAPDB/MOVE on merged dbs
         self.fast = fast  # RESP files through tools.replay_fastscan
         self.remaps = remaps  # map_db is not the identity: db arguments are mapped too
         self.map_db = map_db
@@ -203,8 +208,17 @@ class Source:
                 f.path, verify_checksum=self.verify_checksum, allow_torn_tail=True
             )
             yield from self._batches(batches, gen, gen_db, name, last, skip_before)
+            if gen:  # an RDB base's commands go before the next file's
+                yield from self._emit_generated(list(gen), gen_db[0])
+                gen.clear()
         if gen:
             yield from self._emit_generated(list(gen), gen_db[0])
+        for name, where in self._hazards.items():
+            self.stats.warnings.append(
+                f"{name} ran {len(where)} time(s) in a database that --flatten-db/--map-db "
+                f"merged with others (first: {where[0]}): on the target it acts on the merged "
+                "keys of every source database, not only its own"
+            )
         for job, (_, held) in self._imports.items():
             self.stats.dropped_import_commands += len(held)
             self.stats.notes.append(
@@ -238,7 +252,10 @@ class Source:
                 runs = [out] if len(out.cmds) <= self.max_run else split_run(out, self.max_run)
                 for r in runs:
                     cmds = r.cmds
-                    yield from self._finish(Segment(cmds, r.data, map_db(cmds.db), self._index))
+                    db = map_db(cmds.db)
+                    if self.remaps:
+                        self._fed(cmds.db, db)
+                    yield from self._finish(Segment(cmds, r.data, db, self._index))
             elif type(out) is Bail:
                 return out
             else:
@@ -274,6 +291,8 @@ class Source:
                     ev = item.event
                     if isinstance(ev, KeyRecord):
                         db = self.map_db(ev.db)
+                        if self.remaps:
+                            self._fed(ev.db, db)
                         if gen and db != gen_db[0]:
                             yield from self._emit_generated(list(gen), gen_db[0])
                             gen.clear()
@@ -314,6 +333,8 @@ class Source:
             yield from self._transaction(batch)
             return
         db = self.map_db(first.db)
+        if self.remaps:
+            self._fed(first.db, db)
         run: list[Cmd] = []
         expect = -1
         codes = self._codes
@@ -337,6 +358,7 @@ class Source:
             elif code == _UNKNOWN:
                 self.stats.unknown[c.argv[0].decode(errors="replace").lower()] += 1
             elif code == _DBARG:
+                self._hazard(c, first.db, db)
                 argv = self._map_db_args(c.argv, db)
                 if argv is not None:
                     g = GenCmd(argv, c.file, c.offset, c.size)
@@ -345,6 +367,29 @@ class Source:
                 pass
         if run:
             yield from self._emit_raw(run, db)
+
+    def _fed(self, src: int, db: int) -> None:
+        merged = self._merged.get(db)
+        if merged is None:
+            self._merged[db] = {src}
+        elif src not in merged:
+            merged.add(src)
+
+    def _hazard(self, c: Cmd, src: int, db: int) -> None:
+        """FLUSHDB/SWAPDB/MOVE in a target db holding keys of other source dbs: warn."""
+        name = c.argv[0].upper()
+        if name not in _MERGE_HAZARDS:
+            return
+        dbs = {db}
+        if name == b"SWAPDB" and len(c.argv) == 3:
+            with contextlib.suppress(ValueError):
+                dbs |= {self.map_db(int(c.argv[1])), self.map_db(int(c.argv[2]))}
+        others = sorted({s for d in dbs for s in self._merged.get(d, ())} - {src})
+        if others:
+            self._hazards.setdefault(name.decode(), []).append(
+                f"{c.file} offset {c.offset}, source db {src} into db {db}, which holds "
+                f"keys of source db(s) {', '.join(map(str, others))}"
+            )
 
     def _map_db_args(self, argv: list[bytes], db: int) -> list[bytes] | None:
         """MOVE/COPY ... DB/SWAPDB with their db arguments mapped; None when the command
@@ -431,6 +476,17 @@ class Source:
                 cur = self.map_db(c.db)
                 g = GenCmd([b"SELECT", b"%d" % cur], c.file, c.offset, c.size)
                 parts.append(encode_command(g.argv))
+                inner.append(g)
+                continue
+            if self.remaps:
+                self._fed(c.db, cur)
+            if code == _DBARG:
+                self._hazard(c, c.db, cur)
+                argv = self._map_db_args(c.argv, cur)
+                if argv is None:
+                    continue
+                g = GenCmd(argv, c.file, c.offset, c.size)
+                parts.append(encode_command(argv))
                 inner.append(g)
                 continue
             parts.append(encode_command(c.argv))

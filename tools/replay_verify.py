@@ -107,9 +107,17 @@ def read_target(
     for node in nodes:
         host, port = node.rsplit(":", 1)
         for db in sorted(dbs):
+            tls = target.tls
+            extra: dict[str, Any] = {}
+            if tls is not None:
+                extra = {
+                    "ssl": True, "ssl_ca_certs": tls.ca_cert, "ssl_certfile": tls.cert,
+                    "ssl_keyfile": tls.key, "ssl_cert_reqs": "none" if tls.insecure else "required",
+                    "ssl_check_hostname": not tls.insecure,
+                }  # fmt: skip
             client = redis.Redis(
                 host=host, port=int(port), db=db, username=target.username,
-                password=target.password, socket_timeout=60,
+                password=target.password, socket_timeout=60, **extra,
             )  # fmt: skip
             try:
                 keys = list(client.scan_iter(count=1000))

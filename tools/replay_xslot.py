@@ -27,7 +27,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
-from engine.commands.table import lookup
 from persistence.crc import key_slot
 from persistence.resp import Bulk, Error, Frame, Integer, SimpleString
 from tools.replay_cluster import ClusterMap, parse_redirect
@@ -205,8 +204,11 @@ class CrossSlotRunner:
         return _err(self.call(dst, db, "LPUSH" if whereto == b"LEFT" else "RPUSH", dst, elem.value))
 
     def _colocated(self, name: bytes, argv: list[bytes], db: int) -> str | None:
-        cmd = lookup(argv)
-        keys = cmd.key_positions(argv) if cmd is not None else []
+        keys = self.map.key_positions(argv)
+        if name in DEST_LAST:  # SORT/GEORADIUS ... STORE|STOREDIST dest: the keyword decides
+            up = [a.upper() for a in argv]
+            at = [i + 1 for i, a in enumerate(up[:-1]) if a in (b"STORE", b"STOREDIST")]
+            keys = sorted({*keys[:1], *at})
         if not keys:
             return f"ERR {name.decode()}: no keys found"
         dest_at = keys[-1] if name in DEST_LAST else keys[0]

@@ -287,7 +287,7 @@ def _replay(
     """Load ``path`` into a fresh engine (as tools.export.load_engine does) and take its keys."""
     engine = Engine(Config(), SystemClock())
     batches: Iterable[list[AofItem]] = read_aof_batches(
-        path, verify_checksum=verify_checksum, allow_torn_tail=True
+        path, verify_checksum=verify_checksum, allow_torn_tail=True, string_runs=True
     )
     cut: dict[str, Any] = {}
     if until is not None:

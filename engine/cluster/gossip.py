@@ -289,6 +289,9 @@ def receive(
             link_node.ping_sent = 0
             link_node.flags.discard("fail?")
     if sender is not None and sender is not me:
+        if kind == "pong" and link_node is None:  # a broadcast PONG: the node is alive
+            sender.pong_received = now_ms
+            sender.flags.discard("fail?")
         if msg.shard_id and sender.shard_id != msg.shard_id and valid_node_id(msg.shard_id):
             sender.shard_id = msg.shard_id
             state.todo_save = True

@@ -111,6 +111,7 @@ def config_from(values: Callable[[str], Any]) -> MigrationConfig:
         max_failover_repl_bytes=int(values("slot-migration-max-failover-repl-bytes")),
     )
 
+
 OwnerOf = Callable[[int], bytes | None]
 Outcome = list[tuple[Job, list[Action]]]
 
@@ -126,6 +127,8 @@ class MigrationHost(Protocol):
     def cancel(self, now_ms: int) -> Any: ...
 
     def entries(self) -> list[dict[bytes, bytes | int]]: ...
+
+    def setslot_error(self) -> str | None: ...
 
 
 def owner_of_ranges(ranges: S.Ranges, owner_of: OwnerOf) -> bytes | None:
@@ -183,6 +186,14 @@ class SlotMigrations:
 
     def importing_slots(self) -> list[S.Range]:
         return [r for j in self.imports() if not j.finished for r in j.ranges]
+
+    def setslot_error(self) -> str | None:
+        """CLUSTER SETSLOT is refused while a job is in progress (spec 3.9)."""
+        if any(j.in_progress for j in self.imports()):
+            return E.ERR_SETSLOT_IMPORTING
+        if any(j.in_progress for j in self.exports()):
+            return E.ERR_SETSLOT_EXPORTING
+        return None
 
     def entries(self) -> list[dict[bytes, bytes | int]]:
         """CLUSTER GETSLOTMIGRATIONS: one map per job, newest first."""

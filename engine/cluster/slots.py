@@ -132,6 +132,9 @@ class ClusterState:
         # every message received by the CLUSTER BUS handler
         self.announce_hook: Callable[[], None] | None = None
         self.bus_hook: Callable[[Any], None] | None = None
+        self.links_hook: Callable[[], list[Any]] | None = None  # CLUSTER LINKS
+        # inbound links: client id -> (sender node name, create time ms), by CLUSTER BUS
+        self.inbound: dict[int, tuple[str, int]] = {}
         self.myself = myself
         myself.flags.add("myself")
         self.add_node(myself)

@@ -276,8 +276,8 @@ def cluster_getkeysinslot(ctx: Ctx, argv: list[bytes]) -> Any:
 
 @command("cluster|links", 2, "stale", acl="@slow")
 def cluster_links(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
-    return []  # no bus links in the engine; the server's link layer owns them
+    hook = _cluster(ctx).links_hook  # the server's bus owns the links
+    return hook() if hook is not None else []
 
 
 @command("cluster|count-failure-reports", 3, "admin stale", acl=_ADMIN_ACL)
@@ -400,6 +400,10 @@ def cluster_setslot(ctx: Ctx, argv: list[bytes]) -> Any:
     me = cluster.myself
     if me.is_replica and "must_obey" not in ctx.client.flags:
         raise CommandError(E.SETSLOT_REPLICA)
+    host: MigrationHost | None = ctx.engine.migration
+    busy = host.setslot_error() if host is not None else None
+    if busy is not None:  # src/cluster_legacy.c: no manual moves during an atomic one
+        raise CommandError(busy)
     slot = _slot(argv[2])
     action = argv[3].lower()
     argc = len(argv)

@@ -58,16 +58,18 @@ def cluster_bus(ctx: Ctx, argv: list[bytes]) -> Any:
     cluster = ctx.engine.cluster
     if cluster is None:
         raise CommandError(E.CLUSTER_DISABLED)
+    keyspace = ctx.engine.keyspace
     try:
         msg = gossip.decode(argv[2:])
-    except gossip.GossipError as e:
+        out = gossip.receive(
+            cluster, msg, ctx.now_ms, _rng,
+            peer_ip=_host(ctx.client.addr), local_ip=_host(ctx.client.laddr),
+            has_keys=lambda slot: keyspace.count_keys_in_slot(slot) > 0,
+        )  # fmt: skip
+    except gossip.GossipError as e:  # a bad slot range is found while applying
         raise CommandError(E.bus_message(str(e))) from None
-    keyspace = ctx.engine.keyspace
-    out = gossip.receive(
-        cluster, msg, ctx.now_ms, _rng,
-        peer_ip=_host(ctx.client.addr), local_ip=_host(ctx.client.laddr),
-        has_keys=lambda slot: keyspace.count_keys_in_slot(slot) > 0,
-    )  # fmt: skip
+    if ctx.client.id not in cluster.inbound:  # CLUSTER LINKS "from" (freeClusterLink: gone)
+        cluster.inbound[ctx.client.id] = (msg.sender, ctx.now_ms)
     for reply in out.replies:
         gossip.count(cluster.messages_sent, reply.type)
     if cluster.bus_hook is not None:

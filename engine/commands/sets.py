@@ -12,7 +12,6 @@ import heapq
 import random
 import re
 from collections.abc import Iterable
-from itertools import islice
 from typing import Any
 
 from engine.commands.table import command, keys_from_numkeys
@@ -57,14 +56,6 @@ def _lookup_set(ctx: Ctx, key: bytes) -> SetObject | None:
     if s is not None and type(s) is not SetObject:
         raise CommandError(WRONGTYPE)
     return s
-
-
-def _pick(s: SetObject) -> bytes:
-    """A random member (uniform)."""
-    n = len(s.members)
-    if n == 1:
-        return next(iter(s.members))
-    return next(islice(s.members, RNG.randrange(n), None))
 
 
 def range_long(b: bytes) -> int:
@@ -180,8 +171,8 @@ def spop(ctx: Ctx, argv: list[bytes]) -> Any:
     s = _lookup_set(ctx, key)
     if s is None:
         return None
-    m = _pick(s)
-    del s.members[m]
+    m = s.pick(RNG)
+    s.remove(m)
     ctx.notify("s", b"spop", key)
     ctx.rewrite([b"SREM", key, m])  # src/t_set.c: replicated as SREM
     if not s.members:
@@ -210,23 +201,21 @@ def _spop_count(ctx: Ctx, argv: list[bytes]) -> Any:
         return set_reply(out)
     ctx.dirty += count
     remaining = size - count
-    members = s.members
     if remaining * _SPOP_MOVE_STRATEGY_MUL > count:
-        popped = RNG.sample(list(members), count)
+        popped = RNG.sample(s.indexed(), count)
         for m in popped:
-            del members[m]
+            s.remove(m)
     else:
         # src/t_set.c CASE 3: the remaining members move to a new set, whose encoding is
         # rebuilt (an intset stays one; a listpack or hashtable source starts a listpack)
-        keep = RNG.sample(list(members), remaining)
+        keep = RNG.sample(s.indexed(), remaining)
         kept = set(keep)
         popped = [m for m in s.iter() if m not in kept]
         lim = set_limits(ctx)
         new = SetObject(INTSET if s.enc == INTSET else LISTPACK)
         for m in keep:
             new.add(m, lim)
-        s.members = new.members
-        s.enc = new.enc
+        s.replace(new)
     for i in range(0, len(popped), _SPOP_BATCH):
         ctx.also([b"SREM", key, *popped[i : i + _SPOP_BATCH]])
     ctx.prevent()
@@ -240,17 +229,16 @@ def srandmember(ctx: Ctx, argv: list[bytes]) -> Any:
         raise CommandError(SYNTAX)
     if len(argv) == 2:
         s = _lookup_set(ctx, argv[1])
-        return None if s is None else _pick(s)
+        return None if s is None else s.pick(RNG)
     n = range_long(argv[2])
     s = _lookup_set(ctx, argv[1])
     if s is None or n == 0:
         return []
     if n < 0:
-        members = list(s.members)
-        return RNG.choices(members, k=-n)
+        return RNG.choices(s.indexed(), k=-n)
     if n >= len(s.members):
         return list(s.iter())
-    return RNG.sample(list(s.members), n)
+    return RNG.sample(s.indexed(), n)
 
 
 @command("smove", 4, "write fast", 1, 2, 1, acl="@write @set @fast")

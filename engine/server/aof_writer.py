@@ -189,6 +189,10 @@ class AofWriter:
         go there; the old file is fsynced and closed in the background. Waiting for the first
         rewrite, a fresh ``temp-<name>.incr`` instead, outside the manifest."""
         self.flush()
+        if self.buf or self.need_fsync:
+            # a failed AOF write: that data belongs before the fork; in the new incr file it
+            # would be applied twice (the child's base has it), so no rewrite until it is written
+            raise OSError(errno.EIO, "the AOF buffer can't be written to disk yet")
         m = self.manifest
         if self.waiting:
             name = temp_incr_name(self.prefix)

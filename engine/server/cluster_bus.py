@@ -10,10 +10,10 @@ with its PONG. Inbound connections are ordinary client connections. Every cron t
 - connects to nodes without a link (again after a broken one, at most every 500 ms), and drops
   handshake nodes that did not answer within max(node timeout, 1 s);
 - pings one node: of 5 random linked nodes, the one whose PONG is oldest (Valkey does this once
-  a second; we do it every tick so a cluster forms in about a second), and every node whose
+  a second; we do it every tick so a cluster forms in seconds), and every node whose
   PONG is older than half the node timeout;
-- marks ``fail?`` a node whose PING waits longer than the node timeout and reconnects a link
-  whose PING waits longer than half of it (no FAIL, no failover: see the README);
+- marks ``fail?`` a node whose PING (or failed connect) waits longer than the node timeout,
+  and reconnects a link whose PING waits longer than half of it (no FAIL, no failover);
 - broadcasts a PONG to every node when this node's epochs or slots changed; CLUSTER commands
   call :meth:`ClusterBus.broadcast` through ``ClusterState.announce`` at once.
 
@@ -122,6 +122,9 @@ class ClusterBus:
         state = self.state
         state.bus_hook = self.on_inbound
         state.announce_hook = self.request_broadcast
+        state.links_hook = self.links_info
+        for node in state.nodes.values():
+            node.link = False  # clusterLoadConfig ignores nodes.conf's link state: no link yet
         self.announced = self._signature()
 
     def close(self) -> None:
@@ -161,7 +164,10 @@ class ClusterBus:
         try:
             await loop.create_connection(lambda: BusLink(self, node), node.ip, node.port)
         except OSError:
-            pass  # retried by the cron
+            # clusterNodeCronHandleReconnect: without a pending ping failure detection cannot
+            # work, so a failed connect counts as a ping sent now (retried by the cron)
+            if node.ping_sent == 0:
+                node.ping_sent = self.now()
         finally:
             self.connecting.discard(node)
 
@@ -173,6 +179,11 @@ class ClusterBus:
             return
         self.links[node] = link
         node.link = True
+        password = self.engine.config["requirepass"]
+        if password:  # the nodes of a cluster share requirepass; Valkey's bus has no AUTH
+            assert link.transport is not None
+            link.transport.write(encode_command([b"AUTH", password]))
+            link.inflight.append("auth")
         # clusterLinkConnectHandler: the first message is a MEET for a met node, else a PING
         self.ping(link, "meet" if "meet" in node.flags else "ping")
 
@@ -190,9 +201,32 @@ class ClusterBus:
             node.ping_sent = self.now()
         link.send(msg)
 
+    def links_info(self) -> list[Any]:
+        """CLUSTER LINKS (src/cluster_legacy.c addReplyClusterLinkDescription): the outbound
+        links ("to") and the connections other nodes' messages came on ("from")."""
+        state = self.state
+        out: list[Any] = []
+        for node, link in self.links.items():
+            t = link.transport
+            used = t.get_write_buffer_size() if t is not None else 0
+            out.append(_link_entry(b"to", node.name, link.created_ms, used))
+        conns = self.server.connections
+        for cid in [c for c in state.inbound if c not in conns]:
+            del state.inbound[cid]
+        for cid, (name, created) in state.inbound.items():
+            known = state.lookup(name)
+            if known is None or "handshake" in known.flags:
+                continue
+            t = conns[cid].transport
+            used = t.get_write_buffer_size() if t is not None else 0
+            out.append(_link_entry(b"from", name, created, used))
+        return out
+
     # -- messages -------------------------------------------------------------------------
     def on_reply(self, link: BusLink, frame: Any) -> None:
         kind = link.inflight.popleft() if link.inflight else "?"
+        if kind == "auth" and not isinstance(frame, F.Error):
+            return
         if isinstance(frame, F.Error):
             text = frame.message.decode(errors="replace")
             if link.node.name not in self.warned:
@@ -212,13 +246,16 @@ class ClusterBus:
                                  has_keys=self._has_keys)  # fmt: skip
             for update in out.updates:
                 link.send(update)
-            self.act(out)
+            # the same path as a message received as a command (others may sit in front)
+            hook = self.state.bus_hook
+            (hook or self.on_inbound)(out)
             if out.drop_link:
                 link.close()
                 return
 
     def on_inbound(self, out: gossip.Outcome) -> None:
-        """Called by the CLUSTER BUS handler, inside the engine: act after the command."""
+        """``ClusterState.bus_hook``: the outcome of every message, received as a command
+        (inside the engine) or as a reply; acted on after the current callback."""
         loop = self.server.loop
         busy = out.topology or out.announce or out.relink or out.lost_slots
         if busy and loop is not None:
@@ -292,6 +329,9 @@ class ClusterBus:
             state.bus_hook = self.on_inbound
             state.announce_hook = self.request_broadcast
         now = self.now()
+        if len(state.inbound) > 2 * len(state.nodes):  # connections that are gone
+            conns = self.server.connections
+            state.inbound = {c: v for c, v in state.inbound.items() if c in conns}
         timeout = int(self.engine.config["cluster-node-timeout"])
         handshake_timeout = max(timeout, 1000)
         me = state.myself
@@ -308,6 +348,9 @@ class ClusterBus:
             if "handshake" in node.flags and now - node.ctime > handshake_timeout:
                 state.del_node(node)  # clusterNodeCronHandleReconnect: handshake timed out
                 continue
+            wait = now - node.ping_sent if node.ping_sent else 0
+            if wait > timeout:
+                node.flags.add("fail?")  # PFAIL; FAIL needs failure reports: not here
             found = self.links.get(node)
             if found is None:
                 if (node not in self.connecting and "noaddr" not in node.flags and node.ip
@@ -315,9 +358,6 @@ class ClusterBus:
                     self.connect(node, now)
                 continue
             link = found
-            wait = now - node.ping_sent if node.ping_sent else 0
-            if wait > timeout:
-                node.flags.add("fail?")  # PFAIL; FAIL needs failure reports: not here
             if wait > timeout // 2 and now - link.created_ms > timeout // 2:
                 link.close()  # src/cluster_legacy.c: free a link that does not answer
                 continue
@@ -335,3 +375,9 @@ class ClusterBus:
         if self._signature() != self.announced:
             self.broadcast()
         self._update_state()
+
+
+def _link_entry(direction: bytes, name: str, created: int, used: int) -> dict[bytes, Any]:
+    return {b"direction": direction, b"node": name.encode(), b"create-time": created,
+            b"events": b"r" if not used else b"rw", b"send-buffer-allocated": used,
+            b"send-buffer-used": used}  # fmt: skip

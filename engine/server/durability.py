@@ -31,7 +31,7 @@ from engine.loader import LoadError as EngineLoadError
 from engine.server import rewrite, snapshot
 from engine.server.aof_writer import AofWriter, aof_dir, split_held, upgrade_old_aof
 from persistence.aof.manifest import manifest_name
-from persistence.aof.reader import read_aof_batches
+from persistence.aof.reader import read_aof_runs
 from persistence.errors import PersistenceError
 from persistence.rdb.reader import read_rdb
 from persistence.records import KeyRecord, StringRecords
@@ -86,9 +86,9 @@ def load_data(engine: Engine) -> str:
 def _load_aof(engine: Engine, d: Path) -> int:
     loader = Loader(engine)
     try:
-        batches = read_aof_batches(d, verify_checksum=engine.config["rdbchecksum"],
-                                   allow_torn_tail=engine.config["aof-load-truncated"],
-                                   string_runs=True)  # fmt: skip
+        batches = read_aof_runs(d, verify_checksum=engine.config["rdbchecksum"],
+                                allow_torn_tail=engine.config["aof-load-truncated"],
+                                string_runs=True)  # fmt: skip
         result = loader.load(batches)
     except EngineLoadError as e:
         raise LoadError(f"Error reading the append only file {e.file} at offset {e.offset}: "
@@ -168,8 +168,7 @@ class Durability:
             snapshot.save_rdb(self.engine, snapshot.rdb_path(self.engine))
         except (OSError, PersistenceError) as e:
             log.warning("Failed saving the DB: %s", e)
-            self.lastbgsave_ok = False
-            self.refresh_disk_error()
+            # src/rdb.c rdbSave: a failed SAVE leaves lastbgsave_status (checked on 9.1.2)
             return "failed"
         log.info("DB saved on disk")
         self.engine.stats.dirty = 0
@@ -387,7 +386,7 @@ class Durability:
                 return
         aof = self.aof
         perc = cfg["auto-aof-rewrite-percentage"]
-        if (aof is not None and not aof.waiting and perc
+        if (aof is not None and not aof.waiting and aof.write_ok and perc
                 and aof.current_size > cfg["auto-aof-rewrite-min-size"]):  # fmt: skip
             growth = aof.current_size * 100 // (aof.base_size or 1) - 100
             if growth >= perc and not self.rewrite_limited():
@@ -431,7 +430,10 @@ class Durability:
             self.server.aof = aof
 
     def _start_appendonly(self) -> bool:
-        """src/aof.c startAppendOnly: AOF_WAIT_REWRITE until a rewrite writes the base."""
+        """src/aof.c startAppendOnly: AOF_WAIT_REWRITE until a rewrite writes the base. The
+        rewrite is always scheduled for the cron (Valkey does so when a child runs or inside
+        EXEC): forking here, inside a command, could split a transaction between the base and
+        the incr file; until the fork the changes only need to be in the keyspace."""
         aof = AofWriter(self.engine)
         try:
             aof.open_waiting()
@@ -440,18 +442,11 @@ class Durability:
             return False
         aof.on_status = self.refresh_disk_error
         self._attach(aof)
+        self.rewrite_scheduled = True
+        self.rewrite_failures = 0
         if self.child_pid > 0:
-            self.rewrite_scheduled = True
             log.info("AOF was enabled but there is already another background operation. An "
                      "AOF background was scheduled to start when possible.")  # fmt: skip
-            return True
-        if not self._start_rewrite():
-            log.warning("The server needs to enable the AOF but can't trigger a background AOF "
-                        "rewrite operation. Check the above logs for more info about the "
-                        "error.")  # fmt: skip
-            aof.close()
-            self._attach(None)
-            return False
         return True
 
     def _stop_appendonly(self) -> None:

@@ -28,14 +28,11 @@ target (``CLUSTER NODES``) while it waits in ``failover-granted``.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import gc
 import logging
-import os
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine import errors as E
-from engine.blocking import Block
 from engine.cluster import syncslots as S
 from engine.cluster.migration import (
     Action,
@@ -58,211 +55,22 @@ from engine.cluster.migration import (
     UnhideSlots,
     config_from,
 )
-from engine.cluster.routing import CROSS, NO_KEYS, command_slot
-from engine.commands.table import TABLE, Command
 from engine.commands.util import OK
 from engine.context import Effect
 from engine.errors import SYNTAX, CommandError
-from engine.server.migration_snapshot import fork_snapshot
+from engine.server.migration_links import ExportLink, ImportLink
+from engine.server.migration_pause import MovedKeys, WritePause, unlink
 from persistence.aof.encoder import encode_command
 from persistence.resp.frames import Error
 from persistence.resp.parser import NEED_MORE, ReplyParser
-from persistence.resp.reply import encode_value
 
 if TYPE_CHECKING:
-    from engine.server.server import Connection, Server
+    from engine.server.server import Server
 
 log = logging.getLogger("valkey-engine")
 
-HIGH_WATER = 1 << 20  # bytes queued on an export socket before the snapshot pipe waits
-PIPE_READ = 256 * 1024
-DELETE_BATCH = 4096  # moved keys deleted per event-loop turn after a successful export
+DELETE_BATCH = 500  # moved keys deleted per event-loop turn after a successful export
 J = JobState
-
-
-class ExportLink(asyncio.Protocol):
-    """The source's connection to the target of one export job."""
-
-    def __init__(self, io: MigrationIO, job: SourceJob) -> None:
-        self.io = io
-        self.job = job
-        self.transport: asyncio.Transport | None = None
-        self.closed = False
-        self.child_pid = -1
-        self.pipe_fd = -1
-        self.reading = False
-        self.writing_paused = False
-        self.pause_retry: asyncio.TimerHandle | None = None
-        self.owner_poll: asyncio.Task[None] | None = None
-
-    # -- asyncio callbacks ------------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        t: Any = transport
-        self.transport = t
-        t.set_write_buffer_limits(high=HIGH_WATER)
-        if self.job.finished:  # cancelled while connecting
-            t.close()
-            return
-        self.io.run(self.job, self.job.connected(self.io.now()))
-
-    def data_received(self, data: bytes) -> None:
-        job = self.job
-        self.io.run(job, job.receive_data(data, self.io.now(), unsent=self.unsent()))
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.stop_pipe(kill=True)
-        if not self.closed:
-            self.closed = True
-            self.io.run(self.job, self.job.link_lost(self.io.now()))
-
-    def pause_writing(self) -> None:
-        self.writing_paused = True
-        self._update_reader()
-
-    def resume_writing(self) -> None:
-        self.writing_paused = False
-        self._update_reader()
-
-    @property
-    def polling_done(self) -> bool:
-        return self.owner_poll is None or self.owner_poll.done()
-
-    # -- output -----------------------------------------------------------------------------
-    def unsent(self) -> int:
-        t = self.transport
-        return t.get_write_buffer_size() if t is not None and not self.closed else 0
-
-    @property
-    def forwarding(self) -> bool:
-        """The snapshot pipe still has to be copied: the job's bytes must wait behind it."""
-        return self.pipe_fd >= 0 and self.job.snapshotting
-
-    def flush(self) -> None:
-        t = self.transport
-        if t is None or self.closed or self.forwarding:
-            return
-        data = self.job.data_to_send()
-        if data:
-            t.write(data)
-
-    def close(self) -> None:
-        """CloseLink: write what is left, then close."""
-        self.stop_pipe(kill=True)
-        if self.closed:
-            return
-        self.flush()
-        self.closed = True
-        if self.transport is not None:
-            self.transport.close()
-        if self.owner_poll is not None:
-            self.owner_poll.cancel()
-
-    # -- the snapshot pipe ------------------------------------------------------------------
-    def start_snapshot(self) -> None:
-        io, job = self.io, self.job
-        if self.transport is None or self.closed:
-            return
-        self.flush()  # the ACK sent after ESTABLISH goes before the snapshot
-        try:
-            pid, fd = fork_snapshot(io.engine, job.ranges)
-        except OSError as e:
-            log.warning("Slot migration %s: can't fork the snapshot: %s", job.name.decode(), e)
-            io.run(job, job.snapshot_not_started(io.now()))
-            return
-        self.child_pid, self.pipe_fd = pid, fd
-        log.info("Slot migration %s: snapshot child %d started", job.name.decode(), pid)
-        io.run(job, job.begin_snapshot(io.now()))
-        self._update_reader()
-
-    def _update_reader(self) -> None:
-        loop = self.io.loop
-        want = self.pipe_fd >= 0 and not self.writing_paused and not self.closed
-        if want and not self.reading:
-            loop.add_reader(self.pipe_fd, self._pipe_readable)
-            self.reading = True
-        elif not want and self.reading:
-            loop.remove_reader(self.pipe_fd)
-            self.reading = False
-
-    def _pipe_readable(self) -> None:
-        try:
-            data = os.read(self.pipe_fd, PIPE_READ)
-        except BlockingIOError:
-            return
-        except OSError:
-            data = b""
-        if data:
-            if self.transport is not None and not self.closed:
-                self.transport.write(data)
-            return
-        ok = self._reap()
-        self.stop_pipe(kill=False)
-        job = self.job
-        if job.snapshotting:  # else REQUEST-PAUSE already moved it on: the EOF got through
-            self.io.run(job, job.snapshot_done(self.io.now(), ok))
-        else:
-            self.flush()
-
-    def _reap(self) -> bool:
-        pid, self.child_pid = self.child_pid, -1
-        if pid <= 0:
-            return False
-        _, status = os.waitpid(pid, 0)
-        if self.io.server.durability.child_pid <= 0:
-            gc.unfreeze()
-        return os.waitstatus_to_exitcode(status) == 0
-
-    def stop_pipe(self, *, kill: bool) -> None:
-        if self.reading:
-            self.io.loop.remove_reader(self.pipe_fd)
-            self.reading = False
-        if self.pipe_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.close(self.pipe_fd)
-            self.pipe_fd = -1
-        if kill and self.child_pid > 0:
-            with contextlib.suppress(OSError):
-                os.kill(self.child_pid, 9)
-            self._reap()
-
-
-class ImportLink:
-    """The target's side: a client connection turned into the job's byte stream."""
-
-    def __init__(self, io: MigrationIO, job: TargetJob, conn: Connection) -> None:
-        self.io = io
-        self.job = job
-        self.conn = conn
-        self.closed = False
-
-    def receive(self, data: bytes) -> None:
-        if not self.closed:
-            self.io.run(self.job, self.job.receive_data(data, self.io.now()))
-
-    @property
-    def lost(self) -> bool:
-        t = self.conn.transport
-        return self.conn.client is None or t is None or t.is_closing()
-
-    def flush(self) -> None:
-        if self.closed or self.lost:
-            return
-        data = self.job.data_to_send()
-        if data:
-            self.conn.send(data)  # written despite reply-off (spec 3.3 step 4)
-
-    def close(self) -> None:
-        if self.closed:
-            return
-        self.flush()
-        self.closed = True
-        self.conn.raw_sink = _discard
-        self.conn.closing = True
-        self.io.server.schedule_flush()
-
-
-def _discard(data: bytes) -> None:
-    pass
 
 
 class MigrationIO:
@@ -281,12 +89,12 @@ class MigrationIO:
         )
         self.exports: dict[bytes, ExportLink] = {}
         self.imports: dict[bytes, ImportLink] = {}
-        self.paused: dict[bytes, tuple[frozenset[int], int]] = {}  # job -> (slots, until ms)
-        self.paused_slots: frozenset[int] = frozenset()
-        self.held: list[Connection] = []
-        self.deleting: list[tuple[int, int]] = []  # slots whose moved keys are still deleted
+        self.pause = WritePause(server)
+        self.moved = MovedKeys(server)
         self.delete_scheduled = False
         self.flush_scheduled = False
+        self._bus_inbound: Callable[[Any], None] | None = None
+        self._states: dict[bytes, JobState] = {}
         self.client = engine.new_client("slot-migration", "")
         self.client.authenticated = True
         self.client.flags.add("must_obey")
@@ -374,7 +182,7 @@ class MigrationIO:
             raise CommandError(SYNTAX)
         msg = S.parse(argv, self.owner_of)
         if isinstance(msg, S.Establish):
-            self._finish_deleting(msg.ranges)
+            self.moved.finish(msg.ranges)
         job, actions = self.m.establish(
             argv, now_ms, owner_of=self.owner_of, known=self.known, **self._manual()
         )
@@ -391,6 +199,9 @@ class MigrationIO:
         for job, actions in self.m.cancel(now_ms):
             self.run(job, actions)
         return OK
+
+    def setslot_error(self) -> str | None:
+        return self.m.setslot_error()
 
     def entries(self) -> list[dict[bytes, bytes | int]]:
         for link in self.exports.values():
@@ -416,7 +227,28 @@ class MigrationIO:
         for job, actions in self.m.topology(self.now(), self.owner_of):
             self.run(job, actions)
 
+    def _hook_bus(self) -> None:
+        """Sit in front of the bus' inbound hook (engine/server/cluster_bus.py): an export
+        learns its target's takeover inside the message handler, its held writes are answered
+        (MOVED) at once, and the moved keys are left to :class:`MovedKeys` instead of the
+        bus' one-go deletion, so the write pause does not grow with the slot size."""
+        cluster = self.engine.cluster
+        if cluster is not None and cluster.bus_hook != self._on_bus:
+            self._bus_inbound = cluster.bus_hook
+            cluster.bus_hook = self._on_bus
+
+    def _on_bus(self, out: Any) -> None:
+        if out.topology and self.m.jobs:
+            self.on_topology()
+            if out.lost_slots and self.moved.slots:
+                mine = self.moved.slots
+                out.lost_slots[:] = [x for x in out.lost_slots if x not in mine]
+        if self._bus_inbound is not None:
+            self._bus_inbound(out)
+
     def cron(self) -> None:
+        if self.server.cluster_bus is not None:
+            self._hook_bus()
         if not self.m.jobs:
             return
         now = self.now()
@@ -430,9 +262,7 @@ class MigrationIO:
             link.job.transport_backlog = link.unsent()
         for job, actions in self.m.tick(now):
             self.run(job, actions)
-        for name, (_, until) in list(self.paused.items()):
-            if now > until:  # the job's own tick fails it too; never stay paused
-                self._resume(name)
+        self.pause.expire(now)
         no_bus = self.server.cluster_bus is None
         for name, link in list(self.exports.items()):
             sjob = link.job
@@ -473,13 +303,13 @@ class MigrationIO:
                     link.start_snapshot()
             elif t is PauseWrites:
                 assert isinstance(a, PauseWrites)
-                self._pause(a)
+                self.pause.pause(a)
             elif t is ResumeWrites:
                 assert isinstance(a, ResumeWrites)
-                self._resume(a.job)
+                self.pause.resume(a.job)
             elif t is DeleteSlots:
                 assert isinstance(a, DeleteSlots)
-                self._delete_later(a.ranges)
+                self.moved.delete_later(a.ranges)
             elif t is CloseLink:
                 self._close(job)
             elif t is Finished:
@@ -489,6 +319,9 @@ class MigrationIO:
                          a.state.text, a.message)  # fmt: skip
         if took_over:
             self._announce()
+        if job.state is not self._states.get(job.name):
+            self._states[job.name] = job.state
+            log.debug("Slot migration %s: %s", job.name.decode(), job.state.text)
         self._flush_job(job)
         if isinstance(job, SourceJob) and job.state is J.WAITING_TO_PAUSE:
             self._retry_pause_soon(job)
@@ -605,123 +438,18 @@ class MigrationIO:
         """An import starts from empty slots (Valkey asserts it): leftovers are deleted."""
         self._unlink_slots([x for s, e in ranges for x in range(s, e + 1)])
 
-    def _unlink_slots(self, slots: list[int], limit: int | None = None) -> int:
+    def _unlink_slots(self, slots: list[int]) -> None:
         effects: list[Effect] = []
         for db in self.engine.keyspace.dbs:
             if not db.data:
                 continue
             for slot in slots:
-                keys = db.keys_in_slot(slot)
-                if not keys:
-                    continue
-                for key in list(keys):
-                    db.delete(key)
-                    self.engine.keyspace.touch_watched(db.id, key)
-                    effects.append((db.id, [b"UNLINK", key]))
-                    if limit is not None and len(effects) >= limit:
-                        break
-                if limit is not None and len(effects) >= limit:
-                    break
+                for key in list(db.keys_in_slot(slot)):
+                    unlink(self.server, db.id, key, effects)
         if effects:
             self.server.propagate(effects)
-        return len(effects)
 
     # -- source -----------------------------------------------------------------------------
-    def _pause(self, a: PauseWrites) -> None:
-        slots = frozenset(x for s, e in a.ranges for x in range(s, e + 1))
-        self.paused[a.job] = (slots, a.until_ms)
-        self._set_paused_slots()
-
-    def _resume(self, job: bytes) -> None:
-        if self.paused.pop(job, None) is None:
-            return
-        self._set_paused_slots()
-        held, self.held = self.held, []
-        for conn in held:
-            self._release(conn)
-
-    def _set_paused_slots(self) -> None:
-        slots: set[int] = set()
-        for s, _ in self.paused.values():
-            slots |= s
-        self.paused_slots = frozenset(slots)
-        self.server.write_hold = self.hold if slots else None
-
-    def hold(self, conn: Connection, argv: list[bytes]) -> bool:
-        """Server.process asks before running a command while a pause is on: True when the
-        command writes to a paused slot; the connection is then parked until the resume."""
-        client = conn.client
-        if client is None:
-            return False
-        cmd = _resolve(argv)
-        if cmd is None:
-            return False
-        if cmd.name == "exec":
-            queued = client.multi or []
-            writes = [(c, q) for q in queued if (c := _resolve(q)) is not None and c.write]
-        elif client.multi is not None or not cmd.write:
-            return False
-        else:
-            writes = [(cmd, argv)]
-        for c, q in writes:
-            slot = command_slot(c, q)
-            if slot not in (NO_KEYS, CROSS) and slot in self.paused_slots:
-                self.server.block(conn, argv, Block(client.db, [], 0, None))
-                self.held.append(conn)
-                return True
-        return False
-
-    def _release(self, conn: Connection) -> None:
-        server = self.server
-        argv = conn.blocked_argv
-        client = conn.client
-        server._unpark(conn)
-        if argv is None or client is None or conn.closing:
-            return
-        if server.write_hold is not None and self.hold(conn, argv):
-            return  # another job still pauses that slot
-        reply, effects = self.engine.execute(client, argv)
-        if effects:
-            server.propagate(effects)
-        if type(reply) is Block:
-            server.block(conn, argv, reply)
-            return
-        if client.reply_mode == "on":
-            conn.send(encode_value(reply, client.resp))
-        elif client.reply_mode == "skip":
-            client.reply_mode = "on"
-        if conn.parser.buffered:
-            server.process(conn)
-
-    def _delete_later(self, ranges: S.Ranges) -> None:
-        """The moved keys go in batches: clients already get MOVED for them."""
-        self.deleting.extend(ranges)
-        if not self.delete_scheduled:
-            self.delete_scheduled = True
-            self.loop.call_soon(self._delete_step)
-
-    def _delete_step(self) -> None:
-        self.delete_scheduled = False
-        if not self.deleting:
-            return
-        slots = [x for s, e in self.deleting for x in range(s, e + 1)]
-        cluster = self.engine.cluster
-        assert cluster is not None
-        mine = {x for x in slots if cluster.slots[x] is cluster.myself}
-        n = self._unlink_slots([x for x in slots if x not in mine], DELETE_BATCH)
-        if n < DELETE_BATCH:
-            self.deleting.clear()
-        else:
-            self.delete_scheduled = True
-            self.loop.call_soon(self._delete_step)
-        self.server.schedule_flush()
-
-    def _finish_deleting(self, ranges: S.Ranges) -> None:
-        """The slots come back before their old keys were all deleted: finish that first."""
-        if self.deleting and S.ranges_overlap(tuple(self.deleting), ranges):
-            while self.deleting:
-                self._delete_step()
-
     async def _poll_owner(self, job: SourceJob) -> None:
         """Without a cluster bus: ask the target whether it owns the job's slots now, and if
         so record it (what the bus' PONG would have told us)."""
@@ -779,11 +507,3 @@ class MigrationIO:
             for listener in self.server.topology_listeners:
                 listener()
             return
-
-
-
-def _resolve(argv: list[bytes]) -> Command | None:
-    cmd = TABLE.get(argv[0].lower())
-    if cmd is not None and cmd.container and len(argv) > 1:
-        return cmd.subcommands.get(argv[1].lower())
-    return cmd

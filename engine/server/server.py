@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import Any, cast
 
 from engine.blocking import Block
+from engine.commands.table import lookup as lookup_command
 from engine.commands.util import OK
 from engine.config import parse_memory
 from engine.context import ClientState, Effect
@@ -240,6 +241,9 @@ class Server:
 
     def feed_monitors(self, client: ClientState, argv: list[bytes]) -> None:
         """MONITOR lines (src/replication.c replicationFeedMonitors)."""
+        cmd = lookup_command(argv)
+        if cmd is not None and "admin" in cmd.flags:
+            return  # src/server.c call(): admin commands (CONFIG, CLUSTER BUS ...) are not shown
         now = time.time()
         args = " ".join('"' + _repr_arg(a) + '"' for a in argv)
         line = f"+{now:.6f} [{client.db} {client.addr}] {args}\r\n".encode()

@@ -9,6 +9,12 @@ deletes in place. ``enc`` says which of Valkey's three encodings the set would h
 - ``LISTPACK``: insertion order;
 - ``HASHTABLE``: any order (ours is insertion order; Valkey's is its hash order).
 
+Random picks (SPOP, SRANDMEMBER) are O(1): the first one builds ``keys``, a list of the members
+in any order, and stores each member's index in ``keys`` as its dict value; from then on
+:meth:`SetObject.add` appends and :meth:`SetObject.remove` swaps the last key into the hole, so
+the index stays exact until the members dict is replaced (which drops it). Without the index the
+dict values mean nothing. Iteration order (the dict's) is not affected.
+
 The conversions follow src/t_set.c (setTypeCreate, setTypeMaybeConvert, setTypeAddAux,
 maybeConvertToIntset) with the ``set-max-intset-entries`` / ``set-max-listpack-entries`` /
 ``set-max-listpack-value`` limits, and are sticky: removing members never downgrades a set.
@@ -16,7 +22,9 @@ maybeConvertToIntset) with the ``set-max-intset-entries`` / ``set-max-listpack-e
 
 from __future__ import annotations
 
+import random
 from collections.abc import Iterable
+from itertools import islice
 
 from engine.types.base import TypeInfo, register
 from persistence.records import SetValue, Value
@@ -45,12 +53,18 @@ def is_int(m: bytes) -> bool:
     return len(m) <= 20 and string2ll(m) is not None
 
 
+_MISSING = -1
+_INDEX_FROM = 64  # smaller sets pick by walking the dict, without building the index
+
+
 class SetObject:
-    __slots__ = ("enc", "members")
+    __slots__ = ("enc", "keys", "members")
 
     def __init__(self, enc: int = LISTPACK) -> None:
-        self.members: dict[bytes, None] = {}
+        # member -> its index in ``keys`` while that exists (see the module docstring)
+        self.members: dict[bytes, int | None] = {}
         self.enc = enc
+        self.keys: list[bytes] | None = None
 
     def __len__(self) -> int:
         return len(self.members)
@@ -85,20 +99,57 @@ class SetObject:
             if n < lim[1] and len(m) <= lim[2] and maxlen <= lim[2]:
                 # the listpack is written from the intset: ascending, then the new member
                 self.members = members = dict.fromkeys(sorted(members, key=int))
+                self.keys = None
                 self.enc = LISTPACK
             else:
                 self.enc = HASHTABLE
         elif enc == LISTPACK and (len(members) >= lim[1] or len(m) > lim[2]):
             self.enc = HASHTABLE
-        members[m] = None
+        keys = self.keys
+        if keys is None:
+            members[m] = None
+        else:
+            members[m] = len(keys)
+            keys.append(m)
         return True
 
     def remove(self, m: bytes) -> bool:
-        try:
-            del self.members[m]
-        except KeyError:
+        members = self.members
+        i = members.pop(m, _MISSING)
+        if i == _MISSING:
             return False
+        keys = self.keys
+        if keys is not None:
+            assert i is not None
+            last = keys.pop()
+            if i < len(keys):  # the last key fills the hole
+                keys[i] = last
+                members[last] = i
         return True
+
+    def indexed(self) -> list[bytes]:
+        """The members as a list (any order) for random picks; O(n) once, then kept."""
+        keys = self.keys
+        if keys is None:
+            members = self.members
+            keys = self.keys = list(members)
+            members.update(zip(keys, range(len(keys))))
+        return keys
+
+    def pick(self, rng: random.Random) -> bytes:
+        """A random member (uniform); the set must not be empty."""
+        members = self.members
+        n = len(members)
+        if self.keys is None and n < _INDEX_FROM:
+            return next(islice(members, rng.randrange(n), None)) if n > 1 else next(iter(members))
+        keys = self.indexed()
+        return keys[rng.randrange(n)]
+
+    def replace(self, other: SetObject) -> None:
+        """Take ``other``'s members and encoding (SPOP with a count rebuilds the set)."""
+        self.members = other.members
+        self.enc = other.enc
+        self.keys = other.keys
 
     def maybe_convert(self, size_hint: int, lim: Limits) -> None:
         """setTypeMaybeConvert: a big SADD goes straight to a hashtable."""
@@ -115,6 +166,8 @@ class SetObject:
     def copy(self) -> SetObject:
         s = SetObject(self.enc)
         s.members = self.members.copy()
+        if self.keys is not None:
+            s.keys = self.keys.copy()
         return s
 
 
@@ -132,7 +185,7 @@ def from_members(members: Iterable[bytes], lim: Limits = DEFAULT_LIMITS) -> SetO
     items = list(members)
     s = SetObject(HASHTABLE if len(items) > lim[0] else INTSET)
     if s.enc == HASHTABLE:
-        s.members = dict.fromkeys(items)
+        s.members = dict.fromkeys(items)  # type: ignore[assignment]
         return s
     for m in items:
         s.add(m, lim)

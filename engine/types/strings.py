@@ -28,7 +28,8 @@ _ENC_OVERRIDE_MAX = 100_000
 
 def plain_encoding(value: bytes) -> str:
     """The encoding tryObjectEncoding gives ``value`` (src/object.c)."""
-    if len(value) <= 20 and string2ll(value) is not None:
+    # string2ll needs a leading "-" or digit: most values are refused without the call
+    if len(value) <= 20 and value[:1] in b"-0123456789" and string2ll(value) is not None:
         return "int"
     return "embstr" if len(value) <= EMBSTR_LIMIT else "raw"
 

@@ -29,11 +29,10 @@ from persistence.aof.manifest import (
     format_manifest,
     read_manifest,
 )
-from persistence.aof.resp_scan import RespScanner, TornError
+from persistence.aof.resp_scan import RespScanner, TornError, canonical_size
 from persistence.atomic import atomic_file, fsync_dir
 from persistence.errors import ChecksumError, FormatError, PersistenceError, TruncatedError
 from persistence.fileio import open_input
-from persistence.rdb.reader import RdbFilter, RdbReader
 
 Progress = Callable[[int], None]  # called with bytes done so far (over all files)
 IsCommand = Callable[[list[bytes]], bool]
@@ -190,34 +189,34 @@ def _walk_resp(
     multi_at = -1
     prev_end = start
     ts: int | None = None
-    n = 0
+    shown = start  # progress is reported every 64 KB
     try:
-        for batch in scanner.batches():
-            first = batch[0]
-            if want_marks and gap_reader is not None and first.timestamp != ts:
-                w.marks.extend(_marks_in(gap_reader(prev_end, first.offset), prev_end))
-                ts = first.timestamp
-            last = batch[-1]
-            prev_end = last.offset + last.size
-            w.commands += len(batch)
-            w.lines += len(batch) + 2 * sum([len(c.argv) for c in batch])
-            head = last.argv[0]
+        for run in scanner.runs():
+            if want_marks and gap_reader is not None and run.timestamp != ts:
+                w.marks.extend(_marks_in(gap_reader(prev_end, run.offset), prev_end))
+                ts = run.timestamp
+            argvs = run.argvs
+            prev_end = run.offset + run.size
+            w.commands += len(argvs)
+            w.lines += len(argvs) + 2 * sum(map(len, argvs))
+            head = argvs[-1][0]
             if head in special:
+                at = prev_end - canonical_size(argvs[-1])  # offset of the special command
                 if head.upper() == b"MULTI":
                     if multi_at >= 0:
-                        w.problem = ("format", last.offset, f"Unexpected MULTI in AOF {name}")
+                        w.problem = ("format", at, f"Unexpected MULTI in AOF {name}")
                         return w
-                    multi_at = w.ok_up_to = last.offset
+                    multi_at = w.ok_up_to = at
                     continue
                 if multi_at < 0:
-                    w.ok_up_to = last.offset
-                    w.problem = ("format", last.offset, f"Unexpected EXEC in AOF {name}")
+                    w.ok_up_to = at
+                    w.problem = ("format", at, f"Unexpected EXEC in AOF {name}")
                     return w
                 multi_at = -1
             if multi_at < 0:
                 w.ok_up_to = prev_end
-            n += 1
-            if progress is not None and n % 64 == 0:
+            if progress is not None and prev_end - shown >= 1 << 16:
+                shown = prev_end
                 progress(progress_base + prev_end)
     except TornError as e:
         w.problem = ("multi" if multi_at >= 0 else "truncated", _ok(w, multi_at), e.message)
@@ -368,6 +367,8 @@ def _check_one(
     head = _head(src.path)
     start = 0
     if _is_rdb_head(head):
+        from persistence.rdb.reader import RdbFilter, RdbReader  # lazy: only for RDB parts
+
         fc.format = "rdb"
         try:
             with open_input(src.path) as f:
@@ -674,6 +675,8 @@ def _salvage_file(
         return
     start = 0
     if _is_rdb_head(_head(src.path)):
+        from persistence.rdb.reader import RdbReader  # lazy: only for RDB parts
+
         events: list[object] = []
         try:
             with open_input(src.path) as f:

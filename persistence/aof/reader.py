@@ -132,26 +132,33 @@ def read_aof_batches(
     verify_checksum: bool = True,
     allow_torn_tail: bool = True,
     string_runs: bool = False,
-    command_runs: bool = False,
 ) -> Iterator[list[AofItem]]:
-    """:func:`read_aof` in lists of items (a few hundred commands each): the fast way to load.
+    """:func:`read_aof` in lists of items (a few hundred commands each).
 
     ``string_runs``: an RDB preamble's runs of plain string keys come as ``StringRecords``
-    events (``RdbReader(string_runs=True)``), for loaders. ``command_runs``: consecutive
-    commands come as one :class:`CommandRun` (no object per command), for loaders and counters.
-    """
+    events (``RdbReader(string_runs=True)``), for loaders."""
+    for items in read_aof_runs(path, verify_checksum=verify_checksum,
+                               allow_torn_tail=allow_torn_tail, string_runs=string_runs):  # fmt: skip
+        if len(items) == 1 and type(items[0]) is CommandRun:
+            yield items[0].commands()  # type: ignore[misc]
+        else:
+            yield _expand(items)
+
+
+def read_aof_runs(
+    path: str | os.PathLike[str],
+    *,
+    verify_checksum: bool = True,
+    allow_torn_tail: bool = True,
+    string_runs: bool = False,
+) -> Iterator[list[AofRunItem]]:
+    """:func:`read_aof_batches` with consecutive commands as one :class:`CommandRun` (no
+    object per command): the fast way to load and to count."""
     sources = _sources(path)
     state = _State(string_runs=string_runs)
     for i, src in enumerate(sources):
         last = i == len(sources) - 1
-        items: list[AofRunItem]
-        for items in _read_one(src, state, last, verify_checksum, allow_torn_tail):
-            if command_runs:
-                yield items  # type: ignore[misc]
-            elif len(items) == 1 and type(items[0]) is CommandRun:
-                yield items[0].commands()  # type: ignore[misc]
-            else:
-                yield _expand(items)
+        yield from _read_one(src, state, last, verify_checksum, allow_torn_tail)
 
 
 def _expand(items: list[AofRunItem]) -> list[AofItem]:

@@ -133,6 +133,9 @@ class CommandRun:
     timestamp: int | None = None
     db: int = 0
     cmds: list[AofCommand] | None = None  # the per-command objects, when already made
+    # the scanner's buffer, when every '*' in raw[raw_at:raw_at+size] starts a command
+    raw: bytes | None = None
+    raw_at: int = 0
 
     @classmethod
     def of(cls, cmds: list[AofCommand]) -> CommandRun:
@@ -142,8 +145,12 @@ class CommandRun:
         return cls(argvs, first.file, first.offset, size, first.timestamp, first.db, cmds)
 
     def sizes(self) -> list[int]:
+        """The size of each command."""
         if self.cmds is not None:
             return [c.size for c in self.cmds]
+        if self.raw is not None:  # split at the '*'s: each piece is a command but its '*'
+            pieces = self.raw[self.raw_at : self.raw_at + self.size].split(b"*")
+            return list(map(add, map(len, pieces[1:]), repeat(1)))
         return command_sizes(self.argvs)
 
     def commands(self) -> list[AofCommand]:
@@ -170,7 +177,7 @@ class CommandRun:
         if len(self.argvs) == 1:
             return None, last
         rest = CommandRun(self.argvs[:-1], self.file, self.offset, self.size - size,
-                          self.timestamp, self.db)  # fmt: skip
+                          self.timestamp, self.db, raw=self.raw, raw_at=self.raw_at)  # fmt: skip
         return rest, last
 
 
@@ -306,6 +313,7 @@ class RespScanner:
                 return None
         k = buf.count(b"*", pos, stop)
         cmds = _parse_segment(buf, pos, stop, k)
+        stars = cmds is not None  # every '*' of the segment starts a command
         if cmds is None:
             k2 = buf.count(b"\r\n*", pos, stop) + 1  # '*' bytes inside arguments
             if k2 == k:
@@ -315,7 +323,7 @@ class RespScanner:
                 # not plain commands: the other paths take this stretch (and say why)
                 self._seg_after = self.base + stop
                 return None
-        return cmds, pos, stop
+        return cmds, pos, stop, stars
 
     def _hazard(self, pos: int, stop: int) -> int:
         """Index of the first hazard byte in buf[pos:stop], else ``stop``. Remembers, per byte,
@@ -336,12 +344,16 @@ class RespScanner:
                 cut = h
         return cut
 
-    def _seg_runs(self, cmds: list[list[bytes]], pos: int, stop: int) -> Iterator[CommandRun]:
+    def _seg_runs(
+        self, cmds: list[list[bytes]], pos: int, stop: int, stars: bool
+    ) -> Iterator[CommandRun]:
+        buf = self.buf if stars else None
         start = self.base + pos
         self.pos = stop
         special = self.special
         if not special or special.isdisjoint(map(_first, cmds)):
-            yield CommandRun(cmds, self.file, start, stop - pos, self.timestamp, self.db)
+            yield CommandRun(cmds, self.file, start, stop - pos, self.timestamp, self.db,
+                             raw=buf, raw_at=pos)  # fmt: skip
             return
         end = start + stop - pos
         a = 0
@@ -350,11 +362,14 @@ class RespScanner:
                 part = cmds[a : i + 1]
                 size = run_size(part)
                 # the db is read as each run is made: the reader changes it after a SELECT
-                yield CommandRun(part, self.file, start, size, self.timestamp, self.db)
+                yield CommandRun(part, self.file, start, size, self.timestamp, self.db,
+                                 raw=buf, raw_at=pos)  # fmt: skip
                 start += size
+                pos += size
                 a = i + 1
         if a < len(cmds):
-            yield CommandRun(cmds[a:], self.file, start, end - start, self.timestamp, self.db)
+            yield CommandRun(cmds[a:], self.file, start, end - start, self.timestamp, self.db,
+                             raw=buf, raw_at=pos)  # fmt: skip
 
     # -- per-command path -------------------------------------------------------------------
     def _slow_round(self) -> Iterator[list[AofCommand]]:

@@ -48,9 +48,9 @@ def decompress(data: bytes | memoryview, expected_len: int) -> bytes:
             length += 2
             if ref + length <= len(out):
                 out += out[ref : ref + length]
-            else:  # overlapping copy, byte by byte
-                for i in range(length):
-                    out.append(out[ref + i])
+            else:  # overlapping copy: the last ``d`` bytes repeat (period d = distance)
+                d = len(out) - ref
+                out += (out[ref:] * (length // d + 1))[:length]
         if len(out) > expected_len:
             raise LzfError("LZF output longer than its declared length")
     if len(out) != expected_len:

@@ -68,6 +68,7 @@ __all__ = [
 WHOLE_FILE_LIMIT = 512 << 20  # read regular files up to this size in one go
 CHUNK = 8 << 20  # window growth step for bigger files and decompressing streams
 RUN_LIMIT = 4096  # string keys per StringRecords event
+_RUN_START = (0, C.OPCODE_EXPIRETIME_MS)  # what a plain string record starts with
 VALKEY_VERSIONS = frozenset({C.RDB_VERSION})
 _SHORT = (IndexError, struct.error, Short)
 _SEEKABLE = (io.BufferedReader, io.BufferedRandom, io.FileIO, io.BytesIO)
@@ -232,7 +233,13 @@ class RdbReader:
         runs = self._string_runs
         while True:
             start = cur.pos
-            if runs and expire is None and prefix_start is None:
+            if (
+                runs
+                and expire is None
+                and prefix_start is None
+                and start < cur.end
+                and cur.buf[start] in _RUN_START
+            ):
                 run_keys: list[bytes] = []
                 run_values: list[bytes] = []
                 run_ttls: list[tuple[int, int]] = []

@@ -341,13 +341,18 @@ class RequestParser:
         n = len(cmd)
         p = pos + (_ARRAY_HDR_LEN[n] if n < 10000 else len(b"*%d\r\n" % n))
         max_bulk = self._max_bulk
+        small = 10000 if max_bulk >= 10000 else max_bulk + 1  # sizes below need no max check
+        overhead = _BULK_OVERHEAD
         for arg in cmd:
             if type(arg) is not bytes or buf[p] != 0x24:
                 return -1
             size = len(arg)
-            if size > max_bulk:
+            if size < small:
+                p += size + overhead[size]
+            elif size > max_bulk:
                 return -1
-            p += size + (_BULK_OVERHEAD[size] if size < 10000 else len(b"%d" % size) + 5)
+            else:
+                p += size + len(b"%d" % size) + 5
             if buf[p - 2] != 13 or buf[p - 1] != 10:
                 return -1
         return p

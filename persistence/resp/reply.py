@@ -14,7 +14,6 @@ This module does not encode *commands*; the one command encoder is persistence/a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import cast
 
 from persistence.format import d2string as format_double
 from persistence.resp.frames import (
@@ -240,16 +239,18 @@ def encode_value(value: object, resp: int = 2) -> bytes:
     ``list``/``tuple`` -> array, ``float`` -> double, ``bool`` -> boolean, ``dict`` -> map, and
     any :mod:`frames` object as itself (``SimpleString(b"OK")`` for ``+OK``, ``Error``, ``Set``,
     ``Array(None)`` for a null array, ``Verbatim``...). The common shapes are tried first."""
-    t = type(value)
-    if t is bytes:
-        return bulk(cast(bytes, value))
-    if t is int:
-        return integer(cast(int, value))
+    if type(value) is bytes:
+        return bulk(value)
+    if type(value) is int:
+        return integer(value)
     if value is None:
         return NULL_BULK if resp == 2 else NULL3
-    if t is SimpleString:
-        v = cast(SimpleString, value).value
-        return _SIMPLE.get(v) or simple(v)
+    if type(value) is SimpleString:
+        return _SIMPLE.get(value.value) or simple(value.value)
+    if type(value) is list:
+        flat = _bulks(value, resp)
+        if flat is not None:
+            return flat
     out = bytearray()
     _value_into(out, value, resp)
     return bytes(out)
@@ -257,33 +258,51 @@ def encode_value(value: object, resp: int = 2) -> bytes:
 
 # the status replies handlers return most, prebuilt (Valkey's shared.ok, shared.queued ...)
 _SIMPLE = {b"OK": OK, b"PONG": PONG, b"QUEUED": QUEUED}
+_NUL_ITEM = {2: b"$-1", 3: b"_"}
+
+
+def _bulks(items: list[object], resp: int) -> bytes | None:
+    """An array of bulk strings and nulls (LRANGE, MGET, HGETALL ...) in one join; None when
+    ``items`` holds anything else (the comprehension fails on the first other item)."""
+    if not items:
+        return EMPTY_ARRAY
+    hdr = _BULK_HDR
+    nul = _NUL_ITEM[resp]
+    try:
+        body = CRLF.join([hdr[len(b)] + b if b is not None else nul for b in items])  # type: ignore[arg-type, operator]
+    except (TypeError, IndexError):  # not bytes (len() or + fails), or a long bulk
+        return None
+    n = len(items)
+    return (_ARRAY_HDR[n] if n < _SMALL else b"*%d\r\n" % n) + body + CRLF
 
 
 def _value_into(out: bytearray, value: object, resp: int) -> None:
-    t = type(value)
-    if t is bytes:
-        b = cast(bytes, value)
-        n = len(b)
+    if type(value) is bytes:
+        n = len(value)
         out += _BULK_HDR[n] if n < _SMALL else b"$%d\r\n" % n
-        out += b
+        out += value
         out += CRLF
-    elif t is int:
-        out += integer(cast(int, value))
+    elif type(value) is int:
+        out += integer(value)
     elif value is None:
         out += NULL_BULK if resp == 2 else NULL3
-    elif t is list or t is tuple:
-        items = cast(Sequence[object], value)
-        out += array_header(len(items))
-        for item in items:
-            _value_into(out, item, resp)
-    elif t is bool:
-        out += boolean(cast(bool, value), resp)
-    elif t is float:
-        out += double(cast(float, value), resp)
-    elif t is dict:
-        pairs = cast(dict[object, object], value)
-        out += map_header(len(pairs), resp)
-        for k, v in pairs.items():
+    elif type(value) is list or type(value) is tuple:
+        out += array_header(len(value))
+        for item in value:
+            if type(item) is bytes:
+                n = len(item)
+                out += _BULK_HDR[n] if n < _SMALL else b"$%d\r\n" % n
+                out += item
+                out += CRLF
+            else:
+                _value_into(out, item, resp)
+    elif type(value) is bool:
+        out += boolean(value, resp)
+    elif type(value) is float:
+        out += double(value, resp)
+    elif type(value) is dict:
+        out += map_header(len(value), resp)
+        for k, v in value.items():
             _value_into(out, k, resp)
             _value_into(out, v, resp)
     else:
