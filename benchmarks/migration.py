@@ -130,8 +130,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="mig-bench-") as d:
         print(f"{'keys':>8} {'total s':>8} {'keys/s':>9} {'longest write ms':>17} {'(idle)':>7} "
               f"{'pause ms':>9}")  # fmt: skip
-        for n in args.keys:
-            r = measure(n, Path(d) / f"n{n}")
+        for i, n in enumerate(args.keys):
+            r = measure(n, Path(d) / f"run{i}")
             print(f"{n:>8} {r['total_s']:>8.2f} {r['keys_per_s']:>9.0f} "
                   f"{r['longest_write_ms']:>17.1f} {r['longest_write_before_ms']:>7.1f} "
                   f"{r['server_pause_ms']:>9.1f}")  # fmt: skip

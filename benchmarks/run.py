@@ -387,7 +387,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = result_rows(outcome)
     if args.json:
         doc = {"sizes": asdict(sizes), "runs": args.runs, "quick": args.quick, "machine": info,
-               "seconds": round(time.perf_counter() - t0, 1), "results": rows,
+               "seconds": round(time.perf_counter() - t0, 1), "loadavg_end": os.getloadavg(),
+               "results": rows,
                "errors": outcome.errors}  # fmt: skip
         print(json.dumps(doc, indent=2))
     elif args.markdown:

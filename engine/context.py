@@ -112,9 +112,7 @@ class Ctx:
 
     # -- signals --------------------------------------------------------------------------
     def notify(self, cls: str, event: bytes, key: bytes, db: int | None = None) -> None:
-        engine = self.engine
-        if engine.notify_flags:  # notify-keyspace-events is empty by default: nothing to do
-            engine.notify(cls, event, key, self.db.id if db is None else db)
+        self.engine.notify(cls, event, key, self.db.id if db is None else db)
 
     def modified(self, key: bytes, db: int | None = None) -> None:
         keyspace = self.engine.keyspace

@@ -40,6 +40,8 @@ from engine.keyspace import Keyspace
 from persistence.resp.frames import Array, Error, Push, SimpleString
 
 _perf_ns = time.perf_counter_ns
+# command names as clients spell them -> table entries (bounded; see Engine.execute)
+_BY_WIRE_NAME: dict[bytes, Command] = {}
 
 MULTI: Effect = (-1, [b"MULTI"])
 EXEC: Effect = (-1, [b"EXEC"])
@@ -190,11 +192,13 @@ class Engine:
         if client.reply_mode == "skip-next":  # CLIENT REPLY SKIP: this reply is dropped
             client.reply_mode = "skip"
         name = argv[0]
-        cmd = TABLE.get(name)
+        cmd = _BY_WIRE_NAME.get(name)
         if cmd is None:
-            cmd = TABLE.get(name.lower())
+            cmd = TABLE.get(name) or TABLE.get(name.lower())
             if cmd is None:
                 return self._reject(client, unknown_command(name, argv[1:]), None)
+            if len(_BY_WIRE_NAME) < 4096:  # "SET", "set", "Set" ...: one lookup next time
+                _BY_WIRE_NAME[name] = cmd
         if cmd.container:
             if len(argv) < 2:
                 if cmd.arity != -1:  # a container with arity -1 (COMMAND) runs alone too

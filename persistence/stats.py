@@ -600,7 +600,7 @@ def inspect_path(
                 if kind is CommandRun or kind is AofCommand:  # commands (a MULTI block)
                     for run in batch:
                         if type(run) is CommandRun:
-                            stats.add_run(run)  # type: ignore[arg-type]
+                            stats.add_run(run)
                         else:
                             stats.add_batch([run])  # type: ignore[list-item]
                     if progress is not None:

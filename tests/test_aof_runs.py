@@ -31,8 +31,9 @@ ODD = [
     b"+OK\r\n", b"~1\r\n$1\r\na\r\n", b"*0\r\n", b"*1000000\r\n", b"*2\r\n+ab\r\n$1\r\nx\r\n",
     b"*2\r\n$3\r\nSET\r\n=7\r\ntxt:abc\r\n", b"#TS:123\r\n", b"#TS:x\r\n", b"*1\r\n$3\r\nabcXY",
     b"*2\r\n$1\r\na\r\n:5\r\n", b"*2\r\n$1\r\na\r\n*1\r\n$1\r\nb\r\n", b"$3\r\nabc\r\n",
-    b"*1\r\n$-1\r\n", b"%1\r\n$1\r\na\r\n$1\r\nb\r\n", b">1\r\n$1\r\na\r\n", b"*1\r\n$05\r\nMULTI\r\n",
-    b"*2\r\n$1\r\na\n$1\r\nb\r\n", b"garbage", b"\x00\x00", b"*2\r\n$1\r\na\r\n_\r\n",
+    b"*1\r\n$-1\r\n", b"%1\r\n$1\r\na\r\n$1\r\nb\r\n", b">1\r\n$1\r\na\r\n",
+    b"*1\r\n$05\r\nMULTI\r\n", b"*2\r\n$1\r\na\n$1\r\nb\r\n", b"garbage", b"\x00\x00",
+    b"*2\r\n$1\r\na\r\n_\r\n",
 ]  # fmt: skip
 VALUES = [b"plain", b"+x", b"=y", b"(1", b"~", b"#", b"a\r\n*3\r\n", b"*", b"", b"\r\n", b"$5"]
 NAMES = [b"SET", b"MULTI", b"EXEC", b"SELECT", b"select", b"PING", b"INCR", b"set"]

@@ -19,6 +19,8 @@ import pytest
 from clusterutil import EngineCluster, engine_cluster, start_node, wait_for, wait_ready
 from migrationutil import TERMINAL, migrate, migrations, tag_for, wait_job
 
+from persistence.resp.parser import RequestParser
+
 SLOT = 100  # node 0's
 DBS = (0, 5)
 KEYS = 1200
@@ -107,7 +109,22 @@ def test_sigkill_target_mid_migration(cl: EngineCluster) -> None:
     job = wait_job(cl.client(0))
     assert job[b"state"] == b"failed" and job[b"message"].startswith(b"Connection lost")
     _source_intact(cl)
-    _target_clean(_restart(cl, 1))  # ESTABLISH without FINISH: the keys are dropped
+    target = _restart(cl, 1)
+    _target_clean(target)  # ESTABLISH without FINISH: the keys are dropped
+    [job] = migrations(target)  # and the import is closed, as Valkey does
+    assert job[b"state"] == b"failed" and job[b"message"] == b"Process restarted"
+    wait_for(lambda: _aof_tail(cl.nodes[1].dir)[:5] == [b"CLUSTER", b"SYNCSLOTS", b"FINISH",
+                                                        b"STATE", b"FAILED"])  # fmt: skip
+    target = _restart(cl, 1)  # the next start finds the import closed
+    assert migrations(target) == []
+    _target_clean(target)
+
+
+def _aof_tail(d: Path) -> list[bytes]:
+    p = RequestParser()
+    for f in sorted((d / "appendonlydir").glob("*.incr.aof")):
+        p.feed(f.read_bytes())
+    return list(p.commands())[-1]
 
 
 def test_sigkill_source_mid_migration(cl: EngineCluster) -> None:

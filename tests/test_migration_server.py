@@ -128,7 +128,7 @@ def test_imported_keys_hidden_then_dropped_with_the_link(tmp_path: Path) -> None
         assert _count(target, 100) == 3
         assert target.dbsize() == 0 and target.keys() == [] and target.randomkey() is None
         assert list(target.scan_iter()) == []
-        with pytest.raises(redis.ResponseError, match="Slot import in progress."):
+        with pytest.raises(redis.ResponseError, match=r"Slot import in progress\."):
             target.execute_command("CLUSTER", "SETSLOT", 100, "STABLE")
         assert not target.info("keyspace")
         sock.close()  # the source is gone: the import fails and its keys go

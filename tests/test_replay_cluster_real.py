@@ -185,6 +185,34 @@ def test_cross_slot_commands_replay_as_their_effects(c16: list[RealServer], tmp_
     assert not [k for k in keys if b"valkey-aof-replay" in k]  # no temporary key left
 
 
+def test_commands_our_engine_lacks_route_by_the_target_key_specs(
+    c16: list[RealServer], tmp_path: Path
+) -> None:
+    """PFADD/PFMERGE, SORT ... STORE, GEO*STORE are not in our command table: they are routed
+    by the target's COMMAND key specs, and their cross-slot forms replayed as effects; the
+    cluster ends with what a standalone valkey-server holds after the same file (our engine
+    cannot load these commands, so --verify is not used here)."""
+    flush(c16)
+    aof = write_aof(
+        tmp_path / "k.aof",
+        [[b"PFADD", b"{b}h1", b"x", b"y"], [b"PFADD", b"{c}h2", b"y", b"z"],
+         [b"PFMERGE", b"{a}hll", b"{b}h1", b"{c}h2"],
+         [b"RPUSH", b"{b}l", b"3", b"1", b"2"], [b"SORT", b"{b}l", b"STORE", b"{c}sorted"],
+         [b"GEOADD", b"{b}g", b"13.361389", b"38.115556", b"Palermo", b"15.087269",
+          b"37.502669", b"Catania"],
+         [b"GEOSEARCHSTORE", b"{a}gs", b"{b}g", b"FROMLONLAT", b"15", b"37", b"BYRADIUS",
+          b"200", b"km", b"ASC"],
+         [b"SELECT", b"2"], [b"PFADD", b"hll", b"a"], [b"PFADD", b"other", b"b"]],
+    )  # fmt: skip
+    res = run(str(aof), "--target", target(c16), "--json")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["errors"] == 0 and set(doc["cross_slot"]) == {"PFMERGE", "SORT", "GEOSEARCHSTORE"}
+    with real_server(tmp_path / "std") as std:
+        assert run(str(aof), "--target", f"redis://127.0.0.1:{std.port}").exit_code == 0
+        assert cluster_contents(c16) == normalise(snapshot(std.client()))
+
+
 def test_dry_run_routing_plan(c16: list[RealServer]) -> None:
     flush(c16)
     res = run(str(REAL / "aof_preamble" / "appendonlydir"), "--target", target(c16), "--dry-run")

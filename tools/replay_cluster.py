@@ -17,7 +17,7 @@ from collections.abc import Callable, Sequence
 
 from engine.commands.table import Command, lookup
 from persistence.crc import key_slot
-from persistence.resp import Array, Bulk, Error, Frame, Integer
+from persistence.resp import Array, Bulk, Error, Frame, Integer, SimpleString
 from tools.replay_conn import Conn, ReplayConnError, Target
 
 SLOTS = 16384
@@ -45,7 +45,7 @@ class ClusterMap:
         self.crc16, self.crc16_table = _crc16_parts()
         # key specs of commands our table does not have (PFADD, SORT, GEO...): the target's
         # COMMAND reply (first key, last key, step), so they are routed, not broadcast
-        self.specs = _target_specs(seed)
+        self.specs, self.movable = _target_specs(seed)
         self.refresh()
 
     def refresh(self) -> None:
@@ -154,7 +154,12 @@ class ClusterMap:
             self.simple_keys[name] = cmd.first_key
             return cmd.first_key
         spec = self.specs.get(name.lower()) if cmd is None else None
-        if spec is not None and spec[0] > 0 and spec[0] == spec[1]:
+        if (
+            spec is not None
+            and spec[0] > 0
+            and spec[0] == spec[1]
+            and name.lower() not in self.movable
+        ):
             self.simple_keys[name] = spec[0]
             return spec[0]
         self._not_simple.add(name)
@@ -180,25 +185,36 @@ class ClusterMap:
             c.close()
 
 
-def _target_specs(conn: Conn) -> dict[bytes, tuple[int, int, int]]:
-    """name -> (first key, last key, step) from the target's COMMAND reply (empty on error)."""
+def _target_specs(conn: Conn) -> tuple[dict[bytes, tuple[int, int, int]], set[bytes]]:
+    """name -> (first key, last key, step) from the target's COMMAND reply (empty on error),
+    and the names it flags ``movablekeys`` (SORT ... STORE dst: not one-key commands)."""
+    out: dict[bytes, tuple[int, int, int]] = {}
+    movable: set[bytes] = set()
     try:
         reply = conn.call("COMMAND")
     except ReplayConnError:
-        return {}
-    out: dict[bytes, tuple[int, int, int]] = {}
+        return out, movable
     if not isinstance(reply, Array) or reply.items is None:
-        return out
+        return out, movable
     for entry in reply.items:
         if not isinstance(entry, Array) or not entry.items or len(entry.items) < 6:
             continue
-        name, first, last, step = entry.items[0], *entry.items[3:6]
+        name, flags, first, last, step = entry.items[0], *entry.items[2:6]
+        if (
+            isinstance(name, Bulk)
+            and name.value
+            and isinstance(flags, Array)
+            and any(
+                isinstance(f, SimpleString) and f.value == b"movablekeys" for f in flags.items or ()
+            )
+        ):
+            movable.add(name.value.lower())
         if (
             isinstance(name, Bulk) and name.value and isinstance(first, Integer)
             and isinstance(last, Integer) and isinstance(step, Integer)
         ):  # fmt: skip
             out[name.value.lower()] = (first.value, last.value, step.value)
-    return out
+    return out, movable
 
 
 def _crc16_parts() -> tuple[Callable[[bytes, int, bytes], int], bytes]:

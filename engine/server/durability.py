@@ -83,8 +83,18 @@ def load_data(engine: Engine) -> str:
         engine.loading = False
 
 
+class _StartupLoader(Loader):
+    """Also leaves the slot imports still open at the end in ``server_info``: the migration
+    I/O fails them ("Process restarted") and closes them in the AOF (spec 3.11)."""
+
+    def finish(self) -> None:
+        if self.imports:
+            self.engine.server_info["unfinished_imports"] = dict(self.imports)
+        super().finish()
+
+
 def _load_aof(engine: Engine, d: Path) -> int:
-    loader = Loader(engine)
+    loader = _StartupLoader(engine)
     try:
         batches = read_aof_runs(d, verify_checksum=engine.config["rdbchecksum"],
                                 allow_torn_tail=engine.config["aof-load-truncated"],

@@ -91,7 +91,6 @@ class MigrationIO:
         self.imports: dict[bytes, ImportLink] = {}
         self.pause = WritePause(server)
         self.moved = MovedKeys(server)
-        self.delete_scheduled = False
         self.flush_scheduled = False
         self._bus_inbound: Callable[[Any], None] | None = None
         self._states: dict[bytes, JobState] = {}
@@ -104,6 +103,20 @@ class MigrationIO:
         server.effect_listeners.append(self.on_effects)
         server.cron_hooks.append(self.cron)
         server.topology_listeners.append(self.on_topology)
+        self._fail_restored_imports()
+
+    def _fail_restored_imports(self) -> None:
+        """Imports the AOF left open (a target killed mid-import) become failed jobs and get
+        their ``FINISH STATE FAILED ... MESSAGE "Process restarted"`` record, so a later import
+        of the same slots is not dropped by the next load (src/cluster_migrateslots.c
+        clusterCleanSlotImportsAfterLoad). The loader already dropped their keys."""
+        now = self.now()
+        restored = self.engine.server_info.pop("unfinished_imports", None) or {}
+        for name, ranges in restored.items():
+            tracked, actions = self.m.track(name, tuple(ranges), now, primary=True)
+            self.run(tracked, actions)
+        for job, actions in self.m.after_load(now, primary=True):
+            self.run(job, actions)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -128,8 +141,12 @@ class MigrationIO:
         return node is not None and "handshake" not in node.flags
 
     def _manual(self) -> dict[str, bool]:
+        """Before a new job: this node's current name (CLUSTER RESET HARD renames it) and
+        settings (CONFIG SET), and the checks of validateSlotMigrationCanStartOrReply."""
         cluster = self.engine.cluster
         assert cluster is not None
+        self.m.myself = cluster.myself.name.encode()
+        self.m.config = config_from(self.engine.config.__getitem__)
         return {
             "primary": cluster.myself.is_primary,
             "manual_importing": bool(cluster.importing),

@@ -121,6 +121,14 @@ class ExportLink(asyncio.Protocol):
         data = self.job.data_to_send()
         if data:
             t.write(data)
+            hard = self.io.server.output_limits().get("replica", (0, 0, 0))[0]
+            if hard and t.get_write_buffer_size() > hard:
+                # client-output-buffer-limit replica: the export client is freed, as Valkey
+                # frees it (src/networking.c); the job then fails as on any link loss
+                name = self.job.name.decode()
+                log.warning("Slot migration %s: the stream to the target passed the replica "
+                            "output buffer limit; closing the link", name)  # fmt: skip
+                t.abort()
 
     def close(self) -> None:
         """CloseLink: write what is left, then close."""

@@ -137,8 +137,9 @@ def read_aof_batches(
 
     ``string_runs``: an RDB preamble's runs of plain string keys come as ``StringRecords``
     events (``RdbReader(string_runs=True)``), for loaders."""
-    for items in read_aof_runs(path, verify_checksum=verify_checksum,
-                               allow_torn_tail=allow_torn_tail, string_runs=string_runs):  # fmt: skip
+    runs = read_aof_runs(path, verify_checksum=verify_checksum, allow_torn_tail=allow_torn_tail,
+                         string_runs=string_runs)  # fmt: skip
+    for items in runs:
         if len(items) == 1 and type(items[0]) is CommandRun:
             yield items[0].commands()  # type: ignore[misc]
         else:
@@ -207,14 +208,14 @@ def _read_one(
 
 def _read_rdb_part(
     f: BinaryIO, name: str, verify_checksum: bool, string_runs: bool = False
-) -> Generator[list[AofItem], None, int]:
+) -> Generator[list[AofRunItem], None, int]:
     """Yield the records of the RDB at the start of ``f``; return the offset just past its
     checksum (the RESP tail of an old-style preamble AOF follows there, spec 4.5)."""
     from persistence.rdb.reader import RdbReader  # lazy: the sibling package is optional here
 
     f.seek(0)
     reader = RdbReader(f, file=name, verify_checksum=verify_checksum, string_runs=string_runs)
-    batch: list[AofItem] = []
+    batch: list[AofRunItem] = []
     for event in reader:
         batch.append(AofRecord(event, name))
         if len(batch) >= 256:
@@ -313,7 +314,7 @@ def _torn(
     last: bool,
     allow: bool,
     detail: str,
-) -> Iterator[list[AofItem]]:
+) -> Iterator[list[AofRunItem]]:
     if not last:
         raise TruncatedError(f"Fatal error: {NOT_LAST_FILE} ({detail})", file=name, offset=offset)
     if not allow:

@@ -287,7 +287,7 @@ class RespScanner:
             yield from batch
 
     # -- segment path -----------------------------------------------------------------------
-    def _segment(self) -> tuple[list[list[bytes]], int, int] | None:
+    def _segment(self) -> tuple[list[list[bytes]], int, int, bool] | None:
         """(commands, start, end) of a segment at pos parsed in one hiredis call, or None."""
         if len(self.buf) - self.pos < SEG and not self.eof:
             self._fill()
