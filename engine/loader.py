@@ -228,7 +228,7 @@ def _replay(
                 pop(k, None)
             db.volatile_keys.difference_update(keys)
         return n, None
-    now = engine.clock.now_ms()
+    clock = engine.clock
     execute = engine.execute_loading
     for i in range(start, n):
         argv = argvs[i]
@@ -243,7 +243,7 @@ def _replay(
                     and ms.isdigit()
                     and ms[0] != 48
                     and len(ms) < 19
-                    and int(ms) > now
+                    and int(ms) > clock.now_ms()  # the handler's ctx.now_ms
                 ):
                     when = int(ms)
                 else:

@@ -32,7 +32,9 @@ from engine.cluster.slots import ClusterState, NodeRecord
 from engine.commands.table import TABLE
 from engine.config import Config
 from engine.engine import Engine
-from persistence.resp.frames import Bulk
+from persistence.resp.frames import Bulk, SimpleString
+
+OK = SimpleString(b"OK")
 
 RNG = random.Random(7)
 PASSWORD = "bus-secret"
@@ -205,6 +207,33 @@ def test_bus_subcommand_is_hidden_from_command_introspection() -> None:
     reply, _ = e.execute(c, [b"CLUSTER", b"BUS", *([b"x"] * 10)])
     assert b"Invalid cluster bus message" in bytes(getattr(reply, "message", b""))
     assert not isinstance(reply, Bulk)
+
+
+def test_meet_through_the_command_handler_counts_messages() -> None:
+    """The receiving side is the CLUSTER BUS handler: reply = [PONG], CLUSTER INFO counters."""
+    engines = []
+    for port in (7100, 7101):
+        cfg = Config()
+        for name, value in (("cluster-enabled", "yes"), ("port", str(port))):
+            cfg.set(name, value, startup=True)
+        engines.append(Engine(cfg))
+    a, b = engines
+    ca, cb = a.new_client(), b.new_client("127.0.0.1:50000", "127.0.0.1:7101")
+    assert a.execute(ca, [b"CLUSTER", b"MEET", b"127.0.0.1", b"7101"])[0] == OK
+    assert a.cluster is not None and b.cluster is not None
+    hs = next(n for n in a.cluster.nodes.values() if "handshake" in n.flags)
+    meet_msg = gossip.make_ping(a.cluster, "meet", hs, RNG)
+    reply, _ = b.execute(cb, [b"CLUSTER", b"BUS", *gossip.encode(meet_msg)])
+    pong = gossip.decode(reply[0])  # plain Python values: a list of lists of bytes
+    assert pong.type == "pong" and pong.sender == b.cluster.myself.name
+    gossip.receive(a.cluster, pong, 1, RNG, link_node=hs)
+    assert hs.name == b.cluster.myself.name and "handshake" not in hs.flags
+    info = b.execute(cb, [b"CLUSTER", b"INFO"])[0].data.decode()
+    assert "cluster_stats_messages_meet_received:1" in info
+    assert "cluster_stats_messages_pong_sent:1" in info
+    assert b.cluster.myself.ip == "127.0.0.1"  # learned from the MEET's connection
+    nodes = b.execute(cb, [b"CLUSTER", b"NODES"])[0].data.decode()
+    assert "127.0.0.1:7100@17100 handshake - 0 0 0 disconnected" in nodes
 
 
 # -- engine nodes ------------------------------------------------------------------------------

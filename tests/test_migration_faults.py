@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 from clusterutil import EngineCluster, engine_cluster, start_node, wait_for, wait_ready
-from migrationutil import TERMINAL, migrate, migrations, tag_for, wait_job
+from migrationutil import migrate, migrations, tag_for, wait_job
 
 from persistence.resp.parser import RequestParser
 
@@ -50,9 +50,12 @@ def _count(c: Any) -> int:
 def _stall_target_mid_snapshot(cl: EngineCluster) -> None:
     c = cl.client(0)
     migrate(c, cl.ids[1], (SLOT, SLOT))
-    while migrations(c)[0][b"state"] != b"snapshotting":  # as soon as it is: no sleep
-        assert migrations(c)[0][b"state"] not in TERMINAL, "moved before the fault"
+    before = (b"connecting", b"sending-establish-command", b"reading-establish-response",
+              b"waiting-to-snapshot")  # fmt: skip
+    while (state := migrations(c)[0][b"state"]) in before:  # poll without sleeping
+        pass
     os.kill(cl.nodes[1].proc.pid, signal.SIGSTOP)
+    assert state == b"snapshotting", state
 
 
 def _writes_still_served(cl: EngineCluster, n: int = 50) -> None:

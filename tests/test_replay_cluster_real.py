@@ -213,6 +213,21 @@ def test_commands_our_engine_lacks_route_by_the_target_key_specs(
         assert cluster_contents(c16) == normalise(snapshot(std.client()))
 
 
+@pytest.mark.parametrize("tricky", [False, True])
+def test_raw_runs_are_split_by_node(c16: list[RealServer], tmp_path: Path, tricky: bool) -> None:
+    """Runs of one-key commands are cut per node at C speed (a split at command starts), or
+    command by command when a value holds bytes that look like one, or keys have hash tags."""
+    flush(c16)
+    value = b"v\r\n*3\r\n$3" if tricky else b"v"
+    cmds = [[b"SET", b"k%d" % i, value * (i % 4)] for i in range(3000)]
+    cmds += [[b"INCR", b"{t}%d" % (i % 7)] for i in range(300)]
+    cmds += [[b"RPUSH", b"l%d" % (i % 5), b"%d" % i] for i in range(300)]
+    aof = write_aof(tmp_path / "r.aof", cmds)
+    res = replay(aof, ReplayOptions(target=target(c16), verify=True))
+    assert res.verify.clean, res.verify.details()
+    assert sum(s.client().dbsize() for s in c16) == 3000 + 7 + 5
+
+
 def test_dry_run_routing_plan(c16: list[RealServer]) -> None:
     flush(c16)
     res = run(str(REAL / "aof_preamble" / "appendonlydir"), "--target", target(c16), "--dry-run")
@@ -238,6 +253,7 @@ def test_moved_redirections_are_followed_in_order(
             first = self.primaries[0]
             self.slots = [first] * rc.SLOTS
             self.owner = [0] * rc.SLOTS
+            self.owner16 = [0] * rc.SLOTS * 4
 
     monkeypatch.setattr(rc.ClusterMap, "_load", stale)
     aof = counter_aof(tmp_path / "c.aof", 3000)

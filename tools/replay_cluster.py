@@ -40,6 +40,7 @@ class ClusterMap:
         self.slots: list[str | None] = [None] * SLOTS
         self.primaries: list[str] = []
         self.owner: list[int] = [-1] * SLOTS
+        self.owner16: list[int] = [-1] * (SLOTS * 4)
         self.simple_keys: dict[bytes, int] = {}  # argv[0] -> key index for one-key commands
         self._not_simple: set[bytes] = set()
         self.crc16, self.crc16_table = _crc16_parts()
@@ -90,6 +91,7 @@ class ClusterMap:
         self.primaries = primaries
         index = {name: i for i, name in enumerate(primaries)}
         self.owner = [-1 if n is None else index[n] for n in slots]  # slot -> primaries index
+        self.owner16 = self.owner * 4  # CRC16 -> primaries index (slot = crc & 0x3FFF)
 
     def conn(self, name: str) -> Conn:
         c = self.conns.get(name)

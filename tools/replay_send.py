@@ -59,7 +59,7 @@ class PickCmds(Sequence[Cmd]):
 
     __slots__ = ("items", "raw")
 
-    def __init__(self, raw: RawCmds | None, items: list[Item]) -> None:
+    def __init__(self, raw: RawCmds | None, items: Sequence[Item]) -> None:
         self.raw = raw
         self.items = items
 
@@ -84,6 +84,33 @@ class PickCmds(Sequence[Cmd]):
 
     def __iter__(self) -> Iterator[Cmd]:
         return (self._get(it) for it in self.items)
+
+
+class NodePositions(Sequence[int]):
+    """Positions in a run of the commands owned by node ``o`` (``owners[i]`` is the node of
+    command i): counted and found at C speed, listed only when an error needs them."""
+
+    __slots__ = ("_list", "n", "o", "owners")
+
+    def __init__(self, owners: list[int], o: int) -> None:
+        self.owners = owners
+        self.o = o
+        self.n = owners.count(o)
+        self._list: list[int] | None = None
+
+    def __len__(self) -> int:
+        return self.n
+
+    @overload
+    def __getitem__(self, i: int) -> int: ...
+    @overload
+    def __getitem__(self, i: slice) -> list[int]: ...
+    def __getitem__(self, i: int | slice) -> int | list[int]:
+        if i == 0 and self._list is None:
+            return self.owners.index(self.o)
+        if self._list is None:
+            self._list = list(compress(range(len(self.owners)), map(self.o.__eq__, self.owners)))
+        return self._list[i]
 
 
 class Cluster:
@@ -130,8 +157,8 @@ class Cluster:
 
     # -- plain commands ------------------------------------------------------------------------
     def _queue(
-        self, raw: RawCmds | None, parts: list[list[bytes]], items: list[list[Item]], db: int,
-        first: int,
+        self, raw: RawCmds | None, parts: list[list[bytes]], items: Sequence[Sequence[Item]],
+        db: int, first: int,
     ) -> None:  # fmt: skip
         primaries = self.map.primaries
         for o, body in enumerate(parts):
@@ -198,8 +225,11 @@ class Cluster:
             self._send_raw_each(raw, data, db, first)
 
     def _send_raw_bulk(self, raw: RawCmds, data: bytes, db: int, first: int) -> bool:
-        """The usual run (one-key commands, key first, no hash tag, every slot served): slots
-        and owners computed a list at a time; one Python step per command (its size)."""
+        """The usual run (one-key commands, key first, no hash tag, every slot served), with
+        no Python step per command: slots, owners and each node's share are computed a list
+        at a time. When ``\r\n*`` occurs only between commands (no value holds it), a split
+        there cuts the run into its commands, and each node's bytes are joined back from
+        those pieces; else the sizes are added up command by command."""
         cmap = self.map
         argvs = raw.argvs
         for name in set(map(_FIRST, argvs)):
@@ -214,10 +244,36 @@ class Cluster:
         if b"{" in b"".join(keys):
             return False
         crc, table = cmap.crc16, cmap.crc16_table
-        slots = [x & 0x3FFF for x in map(crc, keys, repeat(0), repeat(table))]
-        owners = list(map(cmap.owner.__getitem__, slots))
+        owners = list(map(cmap.owner16.__getitem__, map(crc, keys, repeat(0), repeat(table))))
         if -1 in owners:
             return False
+        used = set(owners)
+        n = len(argvs)
+        pieces = data[1:-2].split(b"\r\n*")  # each command minus its '*' and final CRLF
+        if len(pieces) != n:
+            pieces = self._command_bytes(argvs, data)
+            glue = b""
+        else:
+            glue = b"\r\n*"
+        parts: list[list[bytes]] = []
+        items: list[Sequence[Item]] = []
+        for o in range(len(cmap.primaries)):
+            if o not in used:
+                parts.append([])
+                items.append([])
+                continue
+            if len(used) == 1:
+                chosen = pieces
+                items.append(range(n))
+            else:
+                chosen = list(compress(pieces, map(o.__eq__, owners)))
+                items.append(NodePositions(owners, o))
+            parts.append([b"*" + glue.join(chosen) + b"\r\n"] if glue else chosen)
+        self._queue(raw, parts, items, db, first)
+        return True
+
+    @staticmethod
+    def _command_bytes(argvs: list[list[bytes]], data: bytes) -> list[bytes]:
         slices: list[bytes] = []
         append = slices.append
         sizes = ARG_SIZE
@@ -231,21 +287,7 @@ class Cluster:
                 size = argc_size[len(argv)] + sum(map(_ARG, map(len, argv)))
             append(data[pos : pos + size])
             pos += size
-        used = set(owners)
-        parts: list[list[bytes]] = []
-        items: list[list[Item]] = []
-        for o in range(len(cmap.primaries)):
-            if o not in used:
-                parts.append([])
-                items.append([])
-            elif len(used) == 1:
-                parts.append(slices)
-                items.append(list(range(len(argvs))))
-            else:
-                parts.append(list(compress(slices, map(o.__eq__, owners))))
-                items.append(list(compress(range(len(argvs)), map(o.__eq__, owners))))
-        self._queue(raw, parts, items, db, first)
-        return True
+        return slices
 
     def _send_raw_each(self, raw: RawCmds, data: bytes, db: int, first: int) -> None:
         """A run of plain commands, routed one by one without building command objects."""

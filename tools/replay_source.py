@@ -1,16 +1,22 @@
 """The input side of ``valkey-aof replay``: an AOF (file, manifest, appendonlydir) or RDB as a
 stream of :class:`Segment` objects, each a run of commands with their RESP bytes.
 
-How this works: ``persistence.aof.reader`` gives each command with its file, offset and size.
-Runs of commands that need no change and lie back to back in the file are sent as the file's own
-bytes, read once more through a forward-only :class:`RangeReader` (plain or LZ4 input alike).
+How this works: the input's files are taken one by one. A RESP file goes through the fast
+scanner (tools/replay_fastscan.py), which hands runs of plain commands over as the file's own
+bytes with a lazily built command view, and everything else as commands; where it is not sure,
+it stops at an exact boundary and ``persistence.aof.reader`` reads the rest of that file (an
+RDB or RDB-preamble file is read by the reader from the start). From the reader, runs of
+commands that need no change and lie back to back in the file are sent as the file's own bytes,
+read once more through a forward-only :class:`RangeReader` (plain or LZ4 input alike).
 Everything else is written by the one encoder: RDB-base records (``record_commands``), SELECTs
 (the sender emits them per connection from ``Segment.db``), transactions with a SELECT inside.
 ``CLUSTER SYNCSLOTS`` records are skipped (the source cluster's internals): commands of an
 import are held back until its ``FINISH STATE SUCCESS`` and dropped on ``FAILED`` or when the
 file ends with the import open, as a loading valkey-server does (src/cluster_migrateslots.c,
-spec 3.11). Commands the target does not know are skipped and counted. Every command sent gets
-an index in emission order; ``skip`` (for ``--resume``) drops the first ``skip`` of them.
+spec 3.11). Commands the target does not know are skipped and counted. When databases are
+merged (``--flatten-db``, ``--map-db``, a URL db), FLUSHDB/SWAPDB/MOVE in a merged database are
+warned about. Every command sent gets an index in emission order; ``skip`` (for ``--resume``)
+drops the first ``skip`` of them.
 """
 
 from __future__ import annotations

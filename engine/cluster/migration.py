@@ -21,6 +21,9 @@ Server checklist:
 - after every command: ``m.feed(effects)``; every ~100 ms: ``m.tick(now)``; on slot ownership
   change: ``m.topology(now, owner_of)``; on FLUSHDB/FLUSHALL: ``m.flushed(now)``.
 - keys of ``m.importing_slots()`` are hidden (DBSIZE, KEYS, SCAN, RANDOMKEY, active expiry).
+
+engine/server/migration_io.py is that server side; tests/test_migration_model.py drives two
+nodes in process the same way.
 """
 
 from __future__ import annotations

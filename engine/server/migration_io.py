@@ -7,13 +7,15 @@ GETSLOTMIGRATIONS / CANCELSLOTMIGRATIONS handlers call it), ``effect_listeners``
 writes feed the export streams), ``cron_hooks`` (timers, ACKs, timeouts), ``topology_listeners``
 (the cluster bus reports a slot owner change) and ``write_hold`` (the per-slot write pause).
 
-Source: one :class:`ExportLink` (an asyncio client connection) per job. The snapshot comes from
-a forked child through a pipe (migration_snapshot.py); the link forwards it with back-pressure,
-then the job's own bytes (the writes held meanwhile, the live stream, control messages). The
-write pause holds only commands writing to the job's slots, like blocked clients; it starts
-when the stream's unsent tail is empty, so it lasts a few round trips whatever the slot size.
-After success the moved keys are deleted in batches across event-loop turns (they are already
-unreachable: every keyed command gets MOVED), so the pause does not grow with the key count.
+Source: one :class:`ExportLink` (an asyncio client connection, migration_links.py) per job. The
+snapshot comes from a forked child through a pipe (migration_snapshot.py); the link forwards it
+with back-pressure, then the job's own bytes (the writes held meanwhile, the live stream, control
+messages). The write pause (migration_pause.py) holds only commands writing to the job's slots,
+like blocked clients; it starts when the stream's unsent tail is empty (our buffer and the
+socket's send queue; the link's kernel buffers are small), so it lasts a few round trips
+whatever the slot size. After success the moved keys are deleted in batches across event-loop
+turns (they are already unreachable: every keyed command gets MOVED), so the pause does not
+grow with the key count; the bus' own deletion of lost slots is bypassed for them.
 
 Target: ``CLUSTER SYNCSLOTS ESTABLISH`` on an ordinary connection makes it an
 :class:`ImportLink` (``Connection.raw_sink``): its bytes go to the TargetJob, whose ``Apply``
@@ -69,7 +71,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("valkey-engine")
 
-DELETE_BATCH = 500  # moved keys deleted per event-loop turn after a successful export
 J = JobState
 
 

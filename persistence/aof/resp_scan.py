@@ -6,10 +6,12 @@ three paths parse it, fastest first; each gives exactly what the next would, or 
 - *Segments*: up to :data:`SEG` bytes ending where a ``\\r\\n*`` starts the next command, and
   holding none of the bytes ``#+(=~|%>`` (annotations and every RESP type that is not ``*`` or
   ``$``: memchr finds them) nor a ``*`` with six digits (hiredis would allocate the announced
-  array), are parsed by ONE hiredis call as the array ``*<K>\\r\\n`` + segment, K = the ``*``
-  count. The result is taken only when hiredis consumed the whole segment into K non-empty lists
-  of bytes (a ``b"".join`` type-checks every argument in C); then the segment is canonical RESP
-  and its commands come out as one :class:`CommandRun`, without an object per command.
+  array), are parsed by ONE hiredis call as the array ``*<K>\\r\\n`` + segment, K = the number
+  of ``*`` bytes (of ``\\r\\n*`` when an argument holds a ``*``). The result is taken only when
+  hiredis consumed the whole segment into K non-empty lists of bytes (a ``b"".join``
+  type-checks every argument in C); then the segment is canonical RESP and its commands come
+  out as one :class:`CommandRun`, without an object per command (when K was the ``*`` count,
+  splitting the segment at its ``*`` bytes gives each command's size).
 - *Per command*: ``hiredis.Reader.gets`` one reply at a time, each command's size computed from
   its argv (Valkey writes canonical RESP, and hiredis rejects non-canonical lengths, so
   ``size = len("*<argc>\\r\\n") + sum(len("$<len>\\r\\n") + len + 2)``); every computed start

@@ -254,6 +254,27 @@ class RdbReader:
                 t = cur.buf[start]
                 cur.pos = start + 1
                 if t < slot_import:
+                    if t == 0 and want_key is None:
+                        # a string with 6-bit key and value lengths, inline (the commonest)
+                        buf = cur.buf
+                        kn = buf[start + 1]
+                        if kn < 0x40:
+                            ke = start + 2 + kn
+                            vn = buf[ke]
+                            if vn < 0x40 and ke + 1 + vn <= cur.end:
+                                cur.pos = ve = ke + 1 + vn
+                                v = buf[ke + 1 : ve]
+                                yield KeyRecord(
+                                    db,
+                                    buf[start + 2 : ke],
+                                    StringValue(v),
+                                    expire,
+                                    string_encoding(v),
+                                    cur.base + start,
+                                )
+                                expire = None
+                                prefix_start = None
+                                continue
                     # a key: type byte, key, value
                     key = string()
                     if want_key is not None:
