@@ -361,6 +361,31 @@ def test_config_set_appendonly_at_runtime(tmp_path: Path) -> None:
         assert snapshot(srv.client()) == before
 
 
+def test_bgrewriteaof_with_appendonly_off_writes_a_base_only_dir(tmp_path: Path) -> None:
+    """As valkey-server 9.1.2: a base and a manifest without incr files; the next rewrite's
+    base replaces it (history removed); the directory loads once appendonly is on."""
+    with engine_server(tmp_path, "--appendonly", "no", "--save", "") as srv:
+        c = srv.client()
+        c.set("a", "1")
+        for seq in (1, 2):
+            assert cmd(c, "BGREWRITEAOF") == "Background append only file rewriting started"
+            wait_for(lambda: persistence(c)["aof_rewrite_in_progress"] == 0)
+            assert manifest_lines(tmp_path) == [
+                f"file appendonly.aof.{seq}.base.rdb seq {seq} type b"
+            ]
+        info = persistence(c)
+        assert info["aof_enabled"] == 0 and info["aof_last_bgrewrite_status"] == "ok"
+        assert sorted(os.listdir(tmp_path / "appendonlydir")) == [
+            "appendonly.aof.2.base.rdb", "appendonly.aof.manifest"
+        ]  # fmt: skip
+    with engine_server(tmp_path, "--save", "") as srv:
+        assert srv.client().get("a") == b"1"
+    assert manifest_lines(tmp_path) == [
+        "file appendonly.aof.2.base.rdb seq 2 type b",
+        "file appendonly.aof.1.incr.aof seq 1 type i",
+    ]
+
+
 # -- the old single-file appendonly.aof (src/aof.c aofUpgradePrepare) ------------------------
 OLD_AOF = b"".join(
     encode_command(a)

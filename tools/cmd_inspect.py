@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -11,19 +12,20 @@ from persistence.stats import inspect_path
 from tools.cli import CorruptInput, corrupt, main, no_cyclic_gc, total_size
 from tools.render import console, dumps, inspect_report, progress_bar, progress_enabled
 
+if TYPE_CHECKING:
+    from engine.commands.table import Command
+
 
 def key_positions(argv: list[bytes]) -> list[int]:
     """Where the keys are, from the one command table."""
-    from engine.commands.table import lookup
-
+    lookup = _load_table()
     cmd = lookup(argv)
     return cmd.key_positions(argv) if cmd is not None else []
 
 
 def single_key(name: bytes) -> bool:
     """True when the command's only key is argv[1] (a fast path for the statistics)."""
-    from engine.commands.table import lookup
-
+    lookup = _load_table()
     cmd = lookup([name])
     return (
         cmd is not None
@@ -34,8 +36,18 @@ def single_key(name: bytes) -> bool:
     )
 
 
-def _load_table() -> None:
-    import engine.commands  # noqa: F401 - registers every command in the table
+_lookup: list[Callable[[list[bytes]], Command | None]] = []
+
+
+def _load_table() -> Callable[[list[bytes]], Command | None]:
+    """The table's lookup, importing the engine's commands on first use only: an RDB input
+    (no commands) does not pay for them."""
+    if not _lookup:
+        import engine.commands  # noqa: F401 - registers every command in the table
+        from engine.commands.table import lookup
+
+        _lookup.append(lookup)
+    return _lookup[0]
 
 
 @main.command()
@@ -56,7 +68,6 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
       valkey-aof inspect data/appendonlydir
       valkey-aof inspect dump.rdb --json | jq .rdb.biggest_keys
     """
-    _load_table()
     with progress_bar(
         total_size(path), "inspect", enabled=progress_enabled(quiet or as_json)
     ) as upd:

@@ -25,6 +25,7 @@ from typing import ClassVar
 from engine.cluster import syncslots as S
 from engine.cluster.migration_job import (
     ANY,
+    OPERATION_TIMEOUT_MS,
     Action,
     Apply,
     CloseLink,
@@ -43,6 +44,8 @@ from engine.cluster.migration_job import (
 )
 
 J = JobState
+# not a Valkey text: Valkey takes over whenever the grant arrives (see _take_over)
+MSG_LATE_GRANT = "Failover granted too late: the source may have resumed writes"
 
 
 class TargetJob(Job):
@@ -55,7 +58,7 @@ class TargetJob(Job):
         (J.WAIT_ACK, Ev.ACK): row("_on_first_ack", J.RECEIVE_SNAPSHOT),
         (J.RECEIVE_SNAPSHOT, Ev.SNAPSHOT_EOF): row("_on_snapshot_eof", J.WAITING_FOR_PAUSED),
         (J.WAITING_FOR_PAUSED, Ev.PAUSED): row("_on_paused", J.FAILOVER_REQUESTED),
-        (J.FAILOVER_REQUESTED, Ev.FAILOVER_GRANTED): row("_take_over", J.SUCCESS),  # via failover-granted  # noqa: E501
+        (J.FAILOVER_REQUESTED, Ev.FAILOVER_GRANTED): row("_take_over", J.SUCCESS, J.FAILED),  # via failover-granted  # noqa: E501
         (J.OCCURRING_ON_PRIMARY, Ev.FINISH): row("_on_finish", J.SUCCESS, J.FAILED),
         (J.OCCURRING_ON_PRIMARY, Ev.FAIL): row("_fail", J.FAILED),  # via cleaning-up (primary)
         (J.OCCURRING_ON_PRIMARY, Ev.TICK): row("_ignore"),
@@ -91,6 +94,7 @@ class TargetJob(Job):
             tracking_only=tracking_only,
         )
         self.primary = primary
+        self.failover_requested_ms = 0
         self.last_rx_ms = now_ms
         self.applied_commands = 0
 
@@ -183,9 +187,18 @@ class TargetJob(Job):
 
     def _on_paused(self, now_ms: int, _msg: S.Message) -> None:
         self._send(S.RequestFailover())  # everything before PAUSED has been applied
+        self.failover_requested_ms = now_ms
         self._goto(J.FAILOVER_REQUESTED, now_ms)
 
     def _take_over(self, now_ms: int, _msg: S.Message) -> None:
+        # Better than Valkey 9.1.2: the source keeps its writes paused until at least
+        # OPERATION_TIMEOUT_MS after it granted, and it granted after our request; a grant
+        # that arrives later than half of that may find the source already unpaused and
+        # serving writes again, so taking over then could lose them: refuse, and the source
+        # keeps the slots (its job fails when its pause ends)
+        if now_ms - self.failover_requested_ms > OPERATION_TIMEOUT_MS // 2:
+            self._fail(now_ms, MSG_LATE_GRANT)
+            return
         self._goto(J.IMPORT_FAILOVER_GRANTED, now_ms)
         self._act(TakeOwnership(self.ranges))
         self._finish(now_ms, J.SUCCESS, "")

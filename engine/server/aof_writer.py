@@ -92,6 +92,7 @@ class AofWriter:
         self.current_file: Path | None = None
         self.manifest = Manifest()
         self.waiting = False  # AOF_WAIT_REWRITE: turned on at runtime, no base of our own yet
+        self.offline = False  # appendonly no: only BGREWRITEAOF's base and manifest
         self.incr_size = 0  # bytes in the current incr file
         self.current_size = 0  # aof_current_size: base + every incr
         self.base_size = 0  # aof_rewrite_base_size: aof_current_size after the last rewrite
@@ -148,6 +149,16 @@ class AofWriter:
         self.waiting = True
         self._start_fsync_thread()
 
+    @classmethod
+    def for_offline_rewrite(cls, engine: Engine) -> AofWriter:
+        """For BGREWRITEAOF with appendonly no: no incr file, every incr becomes history."""
+        w = cls(engine)
+        w.offline = True
+        w.dir.mkdir(parents=True, exist_ok=True)
+        path = w.dir / manifest_name(w.prefix)
+        w.manifest = read_manifest(path) if path.exists() else Manifest()
+        return w
+
     def _start_fsync_thread(self) -> None:
         # always running, so CONFIG SET appendfsync everysec takes effect at once
         self.thread = threading.Thread(target=self._fsync_loop, name="aof-fsync", daemon=True)
@@ -188,6 +199,8 @@ class AofWriter:
         """src/aof.c openNewIncrAofForAppend: seq + 1, persisted in the manifest, then appends
         go there; the old file is fsynced and closed in the background. Waiting for the first
         rewrite, a fresh ``temp-<name>.incr`` instead, outside the manifest."""
+        if self.offline:  # src/aof.c: only when AOF is on
+            return
         self.flush()
         if self.buf or self.need_fsync:
             # a failed AOF write: that data belongs before the fork; in the new incr file it

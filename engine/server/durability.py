@@ -128,6 +128,7 @@ class Durability:
     def __init__(self, engine: Engine, aof: AofWriter | None) -> None:
         self.engine = engine
         self.aof = aof
+        self.rw: AofWriter | None = None  # the writer of the running (or last) rewrite
         self.server: Any = None  # the Server (main.py sets it): its ``aof`` follows ours
         self.child_pid = -1
         self.child_type = ""  # "rdb" or "aof" (src/server.c server.child_type)
@@ -243,14 +244,13 @@ class Durability:
         return True
 
     def _start_rewrite(self) -> bool:
-        if self.aof is None:
-            log.warning("Can't rewrite the AOF while appendonly is off")
-            return False
         self.rewrite_scheduled = False
         self.rewrites += 1  # src/aof.c counts the attempt (stat_aof_rewrites)
         t0 = time.perf_counter()
         try:
-            pid = rewrite.start_rewrite(self.aof)
+            # appendonly no: BGREWRITEAOF still writes a base-only directory (src/aof.c)
+            self.rw = self.aof or AofWriter.for_offline_rewrite(self.engine)
+            pid = rewrite.start_rewrite(self.rw)
         except (OSError, PersistenceError) as e:
             gc.unfreeze()
             self.rewrite_ok = False
@@ -272,8 +272,8 @@ class Durability:
         self._child_gone()
         if kind == "rdb":
             snapshot.remove_temp_rdb(self.engine, pid)
-        elif self.aof is not None:
-            rewrite.remove_temp_rewrite(self.aof, pid)
+        elif self.rw is not None:
+            rewrite.remove_temp_rewrite(self.rw, pid)
 
     def _child_gone(self) -> None:
         self.child_pid, self.child_type = -1, ""
@@ -324,7 +324,7 @@ class Durability:
 
     def _rewrite_done(self, pid: int, code: int, secs: int) -> None:
         """src/aof.c backgroundRewriteDoneHandler."""
-        aof = self.aof
+        aof = self.rw
         assert aof is not None
         self.last_rewrite_secs = secs
         if code == 0:
@@ -444,6 +444,10 @@ class Durability:
         rewrite is always scheduled for the cron (Valkey does so when a child runs or inside
         EXEC): forking here, inside a command, could split a transaction between the base and
         the incr file; until the fork the changes only need to be in the keyspace."""
+        if self.child_type == "aof":  # an appendonly-no rewrite: its manifest is not ours
+            log.info("AOF was enabled but there is already an AOF rewriting in background. "
+                     "Stopping background AOF and starting a rewrite now.")  # fmt: skip
+            self._kill_child()
         aof = AofWriter(self.engine)
         try:
             aof.open_waiting()

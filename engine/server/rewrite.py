@@ -92,9 +92,11 @@ def finish_rewrite(aof: AofWriter, child_pid: int) -> None:
     history = list(old.history)
     if old.base is not None:
         history.append(ManifestEntry(old.base.name, old.base.seq, "h"))
-    # src/aof.c markRewrittenIncrAofAsHistory: every incr but the current one
-    history += [ManifestEntry(e.name, e.seq, "h") for e in incrs[:-1]]
-    m = Manifest(base=ManifestEntry(new_base, seq, "b"), history=history, incrs=incrs[-1:])
+    # src/aof.c markRewrittenIncrAofAsHistory: every incr but the current one (all of them
+    # when AOF is off: there is no current one)
+    cut = len(incrs) if aof.offline else len(incrs) - 1
+    history += [ManifestEntry(e.name, e.seq, "h") for e in incrs[:cut]]
+    m = Manifest(base=ManifestEntry(new_base, seq, "b"), history=history, incrs=incrs[cut:])
     aof.persist_manifest(m)
     aof.waiting = False  # AOF_WAIT_REWRITE -> AOF_ON
     log.info("Successfully renamed the temporary AOF base file %s into %s", tmp.name, new_base)
