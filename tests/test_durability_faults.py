@@ -146,6 +146,50 @@ def test_always_holds_replies_until_the_data_is_on_disk(tmp_path: Path, monkeypa
     )
 
 
+class FakeTransport:
+    def __init__(self) -> None:
+        self.sent: list[bytes] = []
+
+    def is_closing(self) -> bool:
+        return False
+
+    def write(self, data: bytes) -> None:
+        self.sent.append(data)
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+
+class FakeConn:
+    def __init__(self, *out: bytes) -> None:
+        self.out = list(out)
+        self.transport = FakeTransport()
+        self.closing = False
+
+
+def test_server_flush_holds_replies_with_always(tmp_path: Path, monkeypatch: Any) -> None:
+    """The server end of the turn (server.py flush): with a failed ``always`` write only
+    error-only output leaves; the rest waits, in order, and goes once the write succeeds."""
+    from engine.server.server import Server
+
+    engine, aof, _ = make(tmp_path, appendfsync="always")
+    server = Server(engine, aof)
+    disk = Disk(monkeypatch)
+    disk.full = True
+    run(engine, aof, b"SET", b"a", b"1")
+    acked, refused = FakeConn(b"+OK\r\n"), FakeConn(b"-" + ENOSPC.encode() + b"\r\n")
+    server.pending = [acked, refused]
+    server.flush()
+    assert refused.transport.sent and not acked.transport.sent
+    assert server.pending == [acked]
+    acked.out.append(b"$1\r\n1\r\n")  # a later read on the same connection queues behind
+    server.flush()  # the cron's retry, still failing
+    assert not acked.transport.sent
+    disk.full = False
+    server.flush()
+    assert acked.transport.sent == [b"+OK\r\n$1\r\n1\r\n"] and server.pending == []
+
+
 def test_everysec_fsync_error_is_reported(tmp_path: Path, monkeypatch: Any) -> None:
     engine, aof, d = make(tmp_path, appendfsync="everysec")
     disk = Disk(monkeypatch)
@@ -504,7 +548,10 @@ def test_kill_during_manifest_switch_leaves_a_loadable_dir(
     with engine_server(tmp_path, "--save", "") as srv:
         c = srv.client()
         assert snapshot(c) == before
-        c.set("after", "1")  # and it goes on: a rewrite from the recovered directory
+        if point not in ("manifest-renamed:1", "rewrite-base-renamed"):
+            return
+        # stray files (an incr or base not in the manifest) are overwritten by the next rewrite
+        c.set("after", "1")
         assert cmd(c, "BGREWRITEAOF").startswith("Background append only file rewriting")
         wait_for(lambda: persistence(c)["aof_rewrite_in_progress"] == 0)
         assert persistence(c)["aof_last_bgrewrite_status"] == "ok"

@@ -297,11 +297,15 @@ def _mset(ctx: Ctx, argv: list[bytes], nx: bool) -> Any:
         for j in range(1, n, 2):  # lookupKeyWrite's lazy expiry, only when it can apply
             if argv[j] in expires and argv[j] in data:
                 db.lookup(ctx, argv[j])
+    set_ = db.set
     for j in range(1, n, 2):
-        key = argv[j]
-        db.set(key, argv[j + 1])
-        ctx.modified(key)
-        ctx.notify("$", b"set", key)
+        set_(argv[j], argv[j + 1])
+    if ctx.engine.keyspace.watchers:
+        for j in range(1, n, 2):
+            ctx.modified(argv[j])
+    if ctx.engine.notify_flags:
+        for j in range(1, n, 2):
+            ctx.notify("$", b"set", argv[j])
     ctx.dirty += (n - 1) // 2
     return 1 if nx else OK
 

@@ -83,8 +83,12 @@ def _zadd_generic(ctx: Ctx, argv: list[bytes], flags: int) -> Any:
         raise CommandError(ZADD_GT_LT_NX)
     if incr and elements > 1:
         raise CommandError(ZADD_INCR_PAIR)
-    scores = [score_arg(argv[j]) for j in range(i, n, 2)]
-    maxlen = max(len(argv[j]) for j in range(i + 1, n, 2))
+    if elements == 1:  # the common case, without the comprehensions
+        scores = [score_arg(argv[i])]
+        maxlen = len(argv[i + 1])
+    else:
+        scores = [score_arg(argv[j]) for j in range(i, n, 2)]
+        maxlen = max(len(argv[j]) for j in range(i + 1, n, 2))
     db = ctx.db
     z = db.lookup(ctx, key)
     lim = zset_limits(ctx)

@@ -28,6 +28,7 @@ from engine.errors import (
     CommandError,
 )
 from engine.types.zsets import TOP, Limits, ZSetObject
+from persistence.resp.parser import string2ll
 
 _NUM_RE = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _INFS = {b"inf": math.inf, b"+inf": math.inf, b"-inf": -math.inf, b"infinity": math.inf,
@@ -56,6 +57,9 @@ def _parse_number(b: bytes) -> float | None:
 def score_arg(b: bytes, err: str = NOT_FLOAT) -> float:
     """string2d (src/util.c, fast_float in 9.x): decimal or inf/infinity; no spaces, no hex,
     no NaN; overflow and underflow to zero are errors (observed on 9.1.2)."""
+    i = string2ll(b)  # the common case: an integer, whose double is exact or correctly rounded
+    if i is not None:
+        return float(i)
     v = _parse_number(b)
     if v is None:
         raise CommandError(err)

@@ -301,10 +301,14 @@ class AofWriter:
         can_log = now - self.last_error_log > WRITE_ERROR_LOG_RATE
         if can_log:
             self.last_error_log = now
-            what = "fsync" if written == len(data) else "write"
-            log.warning("Error writing to the AOF file (%s): %s%s", what, os.strerror(
-                self.write_errno), "; appendfsync is 'always': the replies wait for the disk"
-                if always else "")  # fmt: skip
+            text = os.strerror(self.write_errno)
+            if written == len(data):  # the write went through, its fsync did not
+                log.warning("Fail to fsync the AOF file: %s", text)  # src/bio.c's words
+            else:
+                log.warning("Error writing to the AOF file: %s", text)  # src/aof.c's words
+            if always:
+                log.warning("appendfsync is 'always': the replies wait until the AOF write "
+                            "succeeds (retried every cron tick)")  # fmt: skip
         if written:
             try:
                 os.ftruncate(self.fd, start)  # src/aof.c: remove the short write
