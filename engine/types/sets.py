@@ -185,7 +185,7 @@ def from_members(members: Iterable[bytes], lim: Limits = DEFAULT_LIMITS) -> SetO
     items = list(members)
     s = SetObject(HASHTABLE if len(items) > lim[0] else INTSET)
     if s.enc == HASHTABLE:
-        s.members = dict.fromkeys(items)  # type: ignore[assignment]
+        s.members = dict.fromkeys(items)
         return s
     for m in items:
         s.add(m, lim)

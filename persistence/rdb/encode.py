@@ -60,14 +60,14 @@ def encode_int_string(v: int) -> bytes | None:
     return None
 
 
-_LEN6 = [bytes((n,)) for n in range(64)]  # 6-bit lengths, the commonest prefix
-_INT_FIRST = b"-0123456789"
+LEN6 = [bytes((n,)) for n in range(64)]  # 6-bit lengths, the commonest prefix
+INT_FIRST = b"-0123456789"
 
 
 def encode_string(s: bytes, *, compress: bool = True) -> bytes:
     """rdbSaveRawString (src/rdb.c): integer form, else LZF (len > 20, saves >= 4), else raw."""
     n = len(s)
-    if n <= 11 and n and s[0] in _INT_FIRST:
+    if n <= 11 and n and s[0] in INT_FIRST:
         v = canonical_int(s)
         if v is not None:
             enc = encode_int_string(v)
@@ -79,7 +79,7 @@ def encode_string(s: bytes, *, compress: bool = True) -> bytes:
         if packed is not None and len(packed) <= n - 4:
             return b"\xc3" + encode_length(len(packed)) + encode_length(n) + packed
     if n < 64:
-        return _LEN6[n] + s
+        return LEN6[n] + s
     return encode_length(n) + s
 
 

@@ -31,6 +31,8 @@ from persistence.crc import crc64, key_slot
 from persistence.errors import FormatError
 from persistence.rdb import constants as C
 from persistence.rdb.encode import (
+    INT_FIRST,
+    LEN6,
     LP_HDR_SIZE,
     canonical_int,
     encode_binary_double,
@@ -330,6 +332,7 @@ DEFAULT_VALKEY_VER = b"9.1.2"
 SUPPORTED_VERSIONS = (C.RDB_VERSION, 11)  # VALKEY080, and REDIS0011 for Valkey 7.2/8.x, Redis 7.2
 _FLUSH_AT = 1 << 20  # one write (and one CRC64 update) per MB
 _pack_ms = struct.Struct("<q").pack
+_STRING_HEAD = [bytes((C.TYPE_STRING, n)) for n in range(21)]  # type 0 + a 6-bit key length
 
 
 @dataclass
@@ -488,9 +491,20 @@ class RdbWriter:
                     if ms is not None:
                         buf += b"\xfc"  # RDB_OPCODE_EXPIRETIME_MS
                         buf += _pack_ms(ms)
-                buf += b"\x00"  # RDB_TYPE_STRING
-                buf += enc(key, compress=comp)
-                buf += enc(v, compress=comp)
+                # raw strings of up to 20 bytes that cannot be integers, inline: 6-bit length
+                n = len(key)
+                if n <= 20 and (n > 11 or key[:1] not in INT_FIRST):
+                    buf += _STRING_HEAD[n]  # RDB_TYPE_STRING + key length
+                    buf += key
+                else:
+                    buf += b"\x00"
+                    buf += enc(key, compress=comp)
+                n = len(v)
+                if n <= 20 and (n > 11 or v[:1] not in INT_FIRST):
+                    buf += LEN6[n]
+                    buf += v
+                else:
+                    buf += enc(v, compress=comp)
                 if len(buf) >= _FLUSH_AT:
                     self._flush()
                     buf = self._buf

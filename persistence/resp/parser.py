@@ -245,26 +245,31 @@ class RequestParser:
         if hi is not None:  # the hot path: hiredis is in sync (so no error, no partial command)
             buf = self._buf
             pos = self._pos
-            if pos < len(buf):
+            if pos >= len(buf):  # everything consumed: start the buffer over
+                if pos:
+                    self._base += pos
+                    buf.clear()
+                    self._pos = 0
+                return None
+            try:
+                cmd = hi.gets()
+            except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
+                cmd = None
+            if type(cmd) is list and cmd and buf[pos] == 0x2A:
                 try:
-                    cmd = hi.gets()
-                except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
-                    cmd = None
-                if type(cmd) is list and cmd and buf[pos] == 0x2A:
-                    try:
-                        end = self._verify(cmd, pos)
-                    except IndexError:  # cannot happen for bytes hiredis consumed; be safe
-                        end = -1
-                    if end >= 0:
-                        self._pos = end
-                        if end >= _COMPACT_AT and end * 2 >= len(buf):
-                            del buf[:end]
-                            self._base += end
-                            self._pos = 0
-                        return cmd
-                # incomplete, empty (*0) or not provably what Valkey reads: the exact parser
-                self._hi = None
-                return self._next(False)
+                    end = self._verify(cmd, pos)
+                except IndexError:  # cannot happen for bytes hiredis consumed; be safe
+                    end = -1
+                if end >= 0:
+                    self._pos = end
+                    if end >= _COMPACT_AT and end * 2 >= len(buf):
+                        del buf[:end]
+                        self._base += end
+                        self._pos = 0
+                    return cmd
+            # incomplete, empty (*0) or not provably what Valkey reads: the exact parser
+            self._hi = None
+            return self._next(False)
         return self._next(True)
 
     def _next(self, fast: bool) -> list[bytes] | None:

@@ -14,6 +14,7 @@ This module does not encode *commands*; the one command encoder is persistence/a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from persistence.format import d2string as format_double
 from persistence.resp.frames import (
@@ -261,7 +262,7 @@ _SIMPLE = {b"OK": OK, b"PONG": PONG, b"QUEUED": QUEUED}
 _NUL_ITEM = {2: b"$-1", 3: b"_"}
 
 
-def _bulks(items: list[object], resp: int) -> bytes | None:
+def _bulks(items: list[Any], resp: int) -> bytes | None:
     """An array of bulk strings and nulls (LRANGE, MGET, HGETALL ...) in one join; None when
     ``items`` holds anything else (the comprehension fails on the first other item)."""
     if not items:
@@ -269,7 +270,8 @@ def _bulks(items: list[object], resp: int) -> bytes | None:
     hdr = _BULK_HDR
     nul = _NUL_ITEM[resp]
     try:
-        body = CRLF.join([hdr[len(b)] + b if b is not None else nul for b in items])  # type: ignore[arg-type, operator]
+        parts = [hdr[len(b)] + b if b is not None else nul for b in items]
+        body = CRLF.join(parts)
     except (TypeError, IndexError):  # not bytes (len() or + fails), or a long bulk
         return None
     n = len(items)
