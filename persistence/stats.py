@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import heapq
 import os
-from binascii import crc_hqx
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from itertools import repeat
 from operator import and_, itemgetter
 from pathlib import Path
@@ -33,7 +32,7 @@ from persistence.aof.reader import (
     read_aof_runs,
 )
 from persistence.aof.resp_scan import AofCommand, CommandRun
-from persistence.crc import key_slot
+from persistence.crc import crc16_many, key_slot
 from persistence.errors import PersistenceError
 from persistence.fileio import open_input
 from persistence.rdb.reader import RdbReader
@@ -226,7 +225,7 @@ class AofStats:
         if b"{" in b"".join(keys):
             self.slots.update(map(key_slot, keys))
         else:  # no hash tags: the slot is CRC16(key) (src/cluster.c keyHashSlot)
-            self.slots.update(map(and_, _crc16s(keys), repeat(0x3FFF)))
+            self.slots.update(map(and_, crc16_many(keys), repeat(0x3FFF)))
         self.keys.add_many(keys)
         self.top_writes.add_many(keys)
         tb = self.top_bytes.counts
@@ -333,12 +332,6 @@ class AofStats:
 
 _first = itemgetter(0)
 _second = itemgetter(1)
-
-
-def _crc16s(keys: list[bytes]) -> Iterator[int]:
-    """CRC16 of each key: binascii.crc_hqx is CRC-16/XMODEM (poly 0x1021, init 0), the CRC of
-    src/crc16.c that persistence.crc computes through crcmod, at half the cost per short key."""
-    return map(crc_hqx, keys, repeat(0))
 
 
 _SPECIAL_NAMES = frozenset(

@@ -221,18 +221,10 @@ def _target_specs(conn: Conn) -> tuple[dict[bytes, tuple[int, int, int]], set[by
 
 def _crc16_parts() -> tuple[Callable[[bytes, int, bytes], int], bytes]:
     """crcmod's C function and table behind persistence.crc (one Python call less per key in
-    the routing loop); checked against key_slot, else a plain wrapper."""
+    the routing loop)."""
     from persistence import crc
 
-    d = getattr(crc._crc16_fn, "__defaults__", None)
-    if d and len(d) == 3 and isinstance(d[1], bytes) and callable(d[2]):
-        fn, table = d[2], d[1]
-        try:
-            if all(fn(k, 0, table) & 0x3FFF == key_slot(k) for k in (b"a", b"foo", b"key:1")):
-                return fn, table
-        except TypeError:
-            pass
-    return (lambda key, _crc, _table: crc.crc16(key)), b""
+    return crc.CRC16_C, crc.CRC16_TABLE
 
 
 def _one_key(cmd: Command) -> bool:
