@@ -214,7 +214,8 @@ class Engine:
         lname = cmd.lname
         if not client.authenticated and lname not in _NO_AUTH_NEEDED:
             return self._reject(client, CommandError(NOAUTH), cmd)
-        if client.multi is not None and "no_multi" in cmd.flags:  # src/server.c processCommand
+        multi = client.multi
+        if multi is not None and "no_multi" in cmd.flags:  # src/server.c processCommand
             return self._reject(client, not_in_transaction(cmd.name), cmd)
         if self.cluster is not None:  # src/server.c processCommand: cluster redirection
             redirect = _cluster_check(self, client, cmd, argv)
@@ -222,8 +223,8 @@ class Engine:
                 return self._redirect(client, cmd, redirect)
         if self.disk_error is not None and self._disk_denied(client, cmd):
             return self._reject(client, CommandError(self.disk_error), cmd)
-        if client.multi is not None and lname not in _MULTI_IMMEDIATE:
-            client.multi.append(argv)
+        if multi is not None and lname not in _MULTI_IMMEDIATE:
+            multi.append(argv)
             return QUEUED, []
         if (
             client.resp == 2

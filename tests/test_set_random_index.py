@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from engine.engine import Engine
@@ -31,8 +31,10 @@ def _check(s: SetObject, twin: SetObject) -> None:
             assert s.members[m] == i
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(first=_MEMBERS, ops=_OPS, seed=st.integers(0, 2**32))
+@example(first=b"1", ops=[("indexed", b"0"), ("add", b"0")], seed=0)  # intset add, indexed
+@example(first=b"1", ops=[("indexed", b"0"), ("add", b"m1"), ("pick", b"0")], seed=0)
 def test_index_stays_exact(first: bytes, ops: list[tuple[str, bytes]], seed: int) -> None:
     rng = random.Random(seed)
     s = create(first, 1, DEFAULT_LIMITS)

@@ -42,7 +42,7 @@ _COUNT_POSITIVE_MSG = "ERR count should be greater than 0"
 
 
 def fill_of(ctx: Ctx) -> int:
-    v: int = ctx.engine.config["list-max-listpack-size"]
+    v: int = ctx.engine.config.values["list-max-listpack-size"]
     return v
 
 
@@ -94,7 +94,7 @@ def _push(ctx: Ctx, argv: list[bytes], head: bool, xx: bool) -> Any:
     elif type(lst) is not List:
         raise CommandError(WRONGTYPE)
     values = argv[2:]
-    lst.push(values, head, ctx.engine.config["list-max-listpack-size"])
+    lst.push(values, head, ctx.engine.config.values["list-max-listpack-size"])
     ctx.dirty += len(values)
     ctx.modified(key)
     ctx.notify("l", b"lpush" if head else b"rpush", key)

@@ -209,7 +209,8 @@ class Server:
             self.serve_ready()
         if engine.pushed:
             self.deliver_pushes()
-        self.schedule_flush()
+        if not self.flush_scheduled:  # once per event-loop turn
+            self.schedule_flush()
 
     def after_command(self, conn: Connection, argv: list[bytes]) -> bool:
         """Connection-level effects of a command (QUIT, CLIENT KILL, SHUTDOWN ...)."""

@@ -89,29 +89,32 @@ class SetObject:
         enc = self.enc
         if enc == INTSET:
             if is_int(m):
-                members[m] = None
-                if len(members) > lim[0]:  # maybeConvertIntset
+                if len(members) >= lim[0]:  # maybeConvertIntset (after this add)
                     self.enc = HASHTABLE
-                return True
-            # src/t_set.c: a non-integer into an intset becomes a listpack when it fits
-            n = len(members)
-            maxlen = max((len(x) for x in members), default=0)
-            if n < lim[1] and len(m) <= lim[2] and maxlen <= lim[2]:
-                # the listpack is written from the intset: ascending, then the new member
-                self.members = members = dict.fromkeys(sorted(members, key=int))
-                self.keys = None
-                self.enc = LISTPACK
             else:
-                self.enc = HASHTABLE
+                self._intset_gets_string(m, lim)
         elif enc == LISTPACK and (len(members) >= lim[1] or len(m) > lim[2]):
             self.enc = HASHTABLE
         keys = self.keys
         if keys is None:
-            members[m] = None
+            self.members[m] = None
         else:
-            members[m] = len(keys)
+            self.members[m] = len(keys)
             keys.append(m)
         return True
+
+    def _intset_gets_string(self, m: bytes, lim: Limits) -> None:
+        """src/t_set.c: a non-integer into an intset becomes a listpack when it fits."""
+        members = self.members
+        n = len(members)
+        maxlen = max((len(x) for x in members), default=0)
+        if n < lim[1] and len(m) <= lim[2] and maxlen <= lim[2]:
+            # the listpack is written from the intset: ascending, then the new member
+            self.members = dict.fromkeys(sorted(members, key=int))
+            self.keys = None
+            self.enc = LISTPACK
+        else:
+            self.enc = HASHTABLE
 
     def remove(self, m: bytes) -> bool:
         members = self.members
