@@ -56,7 +56,7 @@ from persistence.resp import (
     Verbatim,
     encode,
 )
-from persistence.resp.parser import MAX_REPLY_NESTING
+from persistence.resp.reply_parser import MAX_REPLY_NESTING
 
 MAX_BULK = 4096
 FILLER = b"x" * (PROTO_INLINE_MAX_SIZE + MAX_BULK + 4096)

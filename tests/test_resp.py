@@ -515,7 +515,7 @@ def test_errors_match_real_server(tmp_path: Path) -> None:
 def test_reply_parser_resumes_wide_reply_without_reparsing(monkeypatch: pytest.MonkeyPatch) -> None:
     """A wide reply arriving a few bytes at a time is parsed once, not again from its start on
     every read (the old parser was quadratic there)."""
-    from persistence.resp import parser as P
+    from persistence.resp import reply_parser as P
 
     calls = 0
     real = P.ReplyParser._element

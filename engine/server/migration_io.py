@@ -64,7 +64,7 @@ from engine.server.migration_links import ExportLink, ImportLink
 from engine.server.migration_pause import MovedKeys, WritePause, unlink
 from persistence.aof.encoder import encode_command
 from persistence.resp.frames import Error
-from persistence.resp.parser import NEED_MORE, ReplyParser
+from persistence.resp.reply_parser import NEED_MORE, ReplyParser
 
 if TYPE_CHECKING:
     from engine.server.server import Server

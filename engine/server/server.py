@@ -199,6 +199,9 @@ class Server:
                     append(encode_value(reply, client.resp))
             elif mode == "skip":
                 client.reply_mode = "on"
+            n = len(out)
+            if n and not n & 63 and self.pipeline_over_limit(conn):
+                break  # replies piling up faster than the client reads: dropped, as Valkey does
             if self.monitors:
                 self.feed_monitors(client, argv)
             if (client.flags or client.conn) and self.after_command(conn, argv):
@@ -355,7 +358,20 @@ class Server:
             if conn.closing and t is not None:
                 t.close()
 
-    def over_output_limit(self, conn: Connection) -> bool:
+    def pipeline_over_limit(self, conn: Connection) -> bool:
+        """Checked every 64 replies of one pipeline: the replies not yet written count against
+        client-output-buffer-limit too (src/networking.c checks after every reply it adds), so a
+        long pipeline of big replies to a client that does not read stops at the limit instead
+        of building all of them first."""
+        t = conn.transport
+        if t is None or not self.over_output_limit(conn, sum(map(len, conn.out))):
+            return False
+        conn.out.clear()
+        conn.closing = True
+        t.abort()
+        return True
+
+    def over_output_limit(self, conn: Connection, unwritten: int = 0) -> bool:
         """client-output-buffer-limit (src/networking.c checkClientOutputBufferLimits): the hard
         limit closes at once, the soft one after being exceeded for its seconds."""
         client = conn.client
@@ -364,7 +380,7 @@ class Server:
             return False
         cls = "pubsub" if client.subscriptions else "normal"
         hard, soft, secs = self.output_limits().get(cls, (0, 0, 0))
-        used = t.get_write_buffer_size()
+        used = t.get_write_buffer_size() + unwritten
         now = time.monotonic()
         if hard and used >= hard:
             reason = "hard"

@@ -21,16 +21,15 @@ from persistence.resp.frames import (
     Verbatim,
 )
 from persistence.resp.parser import (
-    NEED_MORE,
     PROTO_INLINE_MAX_SIZE,
     PROTO_MAX_BULK_LEN,
     ProtocolError,
-    ReplyParser,
     RequestParser,
     split_args,
     string2ll,
 )
 from persistence.resp.reply import encode, format_double
+from persistence.resp.reply_parser import NEED_MORE, ReplyParser
 
 __all__ = [
     "NEED_MORE",
