@@ -216,3 +216,48 @@ def test_source_streams_select_before_live_writes_and_cancels(tmp_path: Path) ->
     finally:
         listener.close()
         stop_node(srv)
+
+
+@pytest.mark.parametrize("preamble", ["yes", "no"])
+def test_rewrite_and_save_during_an_import_keep_no_strays(tmp_path: Path, preamble: str) -> None:
+    """A BGREWRITEAOF and a BGSAVE on the target while an import runs write its keys with the
+    job (RDB opcode 243, or ESTABLISH at the head of a RESP base; spec 3.11): after a SIGKILL
+    mid-import, the restarted node drops them from the new base and from dump.rdb alike."""
+    with engine_cluster(tmp_path, 2) as cl:
+        target = cl.client(1)
+        target.config_set("aof-use-rdb-preamble", preamble)
+        tag = tag_for(100)  # node 0's slot
+        sock = socket.create_connection(("127.0.0.1", cl.nodes[1].port))
+        _send(sock, b"CLUSTER", b"SYNCSLOTS", b"ESTABLISH", b"SOURCE", cl.ids[0].encode(),
+              b"NAME", JOB, b"SLOTSRANGE", b"100", b"100")  # fmt: skip
+        assert sock.recv(100) == b"+OK\r\n"
+        stream = [[b"CLUSTER", b"SYNCSLOTS", b"ACK"], [b"SELECT", b"0"],
+                  [b"SET", tag + b"a", b"1"], [b"RPUSH", tag + b"l", b"x"]]  # fmt: skip
+        sock.sendall(b"".join(encode_command(a) for a in stream))
+        wait_for(lambda: _count(target, 100) == 2)
+        target.set(b"mine", b"kept")  # a slot of node 1: survives everything
+        for cmd, field in (("BGREWRITEAOF", "aof_rewrite_in_progress"),
+                           ("BGSAVE", "rdb_bgsave_in_progress")):  # fmt: skip
+            target.execute_command(cmd)
+            wait_for(lambda f=field: target.info("persistence")[f] == 0, timeout=30)
+        sock.sendall(encode_command([b"SET", tag + b"b", b"2"]))  # into the new incr file
+        wait_for(lambda: _count(target, 100) == 3)
+        node = cl.nodes[1]
+        stop_node(node, "kill")
+        for use_rdb in (False, True):  # the AOF dir, then dump.rdb alone
+            if use_rdb:
+                import shutil
+
+                shutil.rmtree(node.dir / "appendonlydir")
+            args = () if not use_rdb else ("--appendonly", "no")
+            srv = start_node(node.dir, *args, port=node.port)
+            try:
+                wait_ready(srv)
+                c = srv.client()
+                wait_for(lambda c=c: b"cluster_state:ok" in c.execute_command("CLUSTER", "INFO"))
+                assert c.get(b"mine") == b"kept"
+                assert _count(c, 100) == 0, use_rdb  # the unfinished import's keys are gone
+                c.close()
+            finally:
+                stop_node(srv)
+        sock.close()

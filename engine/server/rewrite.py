@@ -29,9 +29,10 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from engine.cluster import syncslots as S
 from engine.server.aof_writer import temp_incr_name
 from engine.server.faults import crash_point
-from engine.server.snapshot import fork_child, rdb_options, write_rdb_base
+from engine.server.snapshot import fork_child, open_imports, rdb_options, write_rdb_base
 from persistence.aof.dirwriter import write_base
 from persistence.aof.manifest import Manifest, ManifestEntry, base_name, incr_name
 
@@ -65,6 +66,10 @@ def start_rewrite(aof: AofWriter) -> int:
             base="rdb" if preamble else "aof",
             timestamp=int(time.time()) if stamp else None,
             rdb_options=rdb_options(engine, aof_base=True),
+            prefix=[
+                S.message_argv(S.Establish(name, tuple(ranges), source or None))
+                for name, source, ranges in open_imports(engine)
+            ],
         )
         log.info("Successfully created the temporary AOF base file %s", target.name)
 

@@ -43,6 +43,16 @@ def rdb_options(engine: Engine, *, aof_base: bool = False) -> RdbWriteOptions:
     )
 
 
+def open_imports(engine: Engine) -> list[tuple[bytes, bytes, list[tuple[int, int]]]]:
+    """Slot imports still running (job name, source id, ranges). A dump or AOF base written
+    now records them (RDB opcode 243, or an ESTABLISH at the head of a RESP base; spec 3.11,
+    src/rdb.c rdbSaveRio), so a restart drops their hidden keys instead of keeping strays."""
+    host = engine.migration
+    if host is None:
+        return []
+    return [(j.name, j.source_id, list(j.ranges)) for j in host.m.imports() if not j.finished]
+
+
 def rdb_path(engine: Engine) -> Path:
     return Path(str(engine.config["dir"])) / str(engine.config["dbfilename"])
 
@@ -57,6 +67,8 @@ def save_rdb(engine: Engine, path: Path, *, pid: int | None = None) -> None:
     tmp = temp_rdb_name(os.getpid() if pid is None else pid)
     with atomic_file(path, temp_name=tmp) as f:
         w = RdbWriter(f, opts, file=str(path))
+        for name, _source, ranges in open_imports(engine):
+            w.write_slot_import(name, ranges)
         for db in engine.keyspace.dbs:
             if not db.data:
                 continue
@@ -79,6 +91,8 @@ def write_rdb_base(engine: Engine, path: Path) -> None:
     RESIZEDB counts as rdbSaveRio writes them; strings straight from the db dicts."""
     with atomic_file(path) as f:
         w = RdbWriter(f, rdb_options(engine, aof_base=True), file=str(path))
+        for name, _source, ranges in open_imports(engine):
+            w.write_slot_import(name, ranges)
         for db in engine.keyspace.dbs:
             if db.data:
                 w.begin_db(db.id, keys=len(db.data), expires=len(db.expires))

@@ -39,8 +39,10 @@ def write_base(
     functions: Iterable[bytes] = (),
     timestamp: int | None = None,
     rdb_options: RdbWriteOptions | None = None,
+    prefix: Iterable[list[bytes]] = (),
 ) -> None:
-    """One base file: a ``VALKEY080`` RDB with ``aof-base 1``, or RESP from the one encoder."""
+    """One base file: a ``VALKEY080`` RDB with ``aof-base 1``, or RESP from the one encoder
+    (``prefix``: commands before the keys, RESP base only)."""
     functions = list(functions)
     with atomic_file(path) as f:
         if base == "rdb":
@@ -56,7 +58,10 @@ def write_base(
                 w.write_record(rec)
             w.finish()
         else:
-            for chunk in rewrite_commands(records, functions=functions, timestamp=timestamp):
+            chunks = rewrite_commands(
+                records, functions=functions, timestamp=timestamp, prefix=prefix
+            )
+            for chunk in chunks:
                 f.write(chunk)
 
 

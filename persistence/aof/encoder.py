@@ -192,18 +192,22 @@ def rewrite_commands(
     *,
     functions: Iterable[FunctionLibrary | bytes] = (),
     timestamp: int | None = None,
+    prefix: Iterable[list[bytes]] = (),
 ) -> Iterator[bytes]:
     """A whole RESP base, as ``rewriteAppendOnlyFileRio`` writes it, in pieces of bytes.
 
-    Optional ``#TS:`` line, one ``FUNCTION LOAD`` per library, then ``SELECT db`` whenever the
-    db changes (records are expected grouped by db, as readers and the keyspace give them) and
-    the commands of each record.
+    Optional ``#TS:`` line, one ``FUNCTION LOAD`` per library, the ``prefix`` commands (e.g. the
+    ``CLUSTER SYNCSLOTS ESTABLISH`` of a slot import still running), then ``SELECT db`` whenever
+    the db changes (records are expected grouped by db, as readers and the keyspace give them)
+    and the commands of each record.
     """
     if timestamp is not None:
         yield timestamp_annotation(timestamp)
     for lib in functions:
         code = lib.code if isinstance(lib, FunctionLibrary) else lib
         yield encode_command([b"FUNCTION", b"LOAD", code])
+    for argv in prefix:
+        yield encode_command(argv)
     current_db: int | None = None
     batch: list[bytes] = []
     for record in records:
