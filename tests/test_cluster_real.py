@@ -71,6 +71,15 @@ def pair(tmp: Path, meet: bool) -> Iterator[tuple[Differ, RealServer | None]]:
             while b"cluster_state:ok" not in d.real(["CLUSTER", "INFO"]).value:
                 assert time.monotonic() < deadline, "cluster did not come up"
                 time.sleep(0.05)
+            # ours too: a primary turns ok only after the writable delay and, having been alone
+            # at start, the rejoin delay (src/cluster_legacy.c clusterUpdateState); the real node
+            # can get there first
+            while True:
+                cluster.update_state(d.engine.clock.now_ms())
+                if cluster.ok:
+                    break
+                assert time.monotonic() < deadline + 10, "our node did not come up"
+                time.sleep(0.05)
             # epochs as the bus settled them (config epoch collision handling bumps one node)
             seen = nodes_conf.parse(d.real(["CLUSTER", "NODES"]).value)
             cluster.myself.config_epoch = seen.myself.config_epoch
