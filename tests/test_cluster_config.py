@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import time
 from pathlib import Path
 
 import pytest
@@ -94,6 +95,11 @@ def test_three_nodes_from_nodes_conf_route_to_each_other(tmp_path: Path) -> None
         engine_server(tmp_path / "n2", *CLUSTER, port=ports[2]),
     ):
         c = a.client()
+        # a restarted primary turns ok after Valkey's writable and rejoin delays
+        deadline = time.monotonic() + 30
+        while b"cluster_state:ok" not in c.execute_command("CLUSTER", "INFO"):
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
         assert c.execute_command("CLUSTER", "KEYSLOT", "foo") == 12182
         with pytest.raises(redis.exceptions.MovedError, match=f"12182 127.0.0.1:{ports[2]}"):
             c.set("foo", "1")
