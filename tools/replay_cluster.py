@@ -13,10 +13,10 @@ commands in their original order.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 from engine.commands.table import Command, lookup
-from persistence.crc import key_slot
+from persistence.crc import CRC16_C, CRC16_TABLE, key_slot
 from persistence.resp import Array, Bulk, Error, Frame, Integer, SimpleString
 from tools.replay_conn import Conn, ReplayConnError, Target
 
@@ -43,7 +43,7 @@ class ClusterMap:
         self.owner16: list[int] = [-1] * (SLOTS * 4)
         self.simple_keys: dict[bytes, int] = {}  # argv[0] -> key index for one-key commands
         self._not_simple: set[bytes] = set()
-        self.crc16, self.crc16_table = _crc16_parts()
+        self.crc16, self.crc16_table = CRC16_C, CRC16_TABLE  # key_slot's C parts, per key
         # key specs of commands our table does not have (PFADD, SORT, GEO...): the target's
         # COMMAND reply (first key, last key, step), so they are routed, not broadcast
         self.specs, self.movable = _target_specs(seed)
@@ -217,14 +217,6 @@ def _target_specs(conn: Conn) -> tuple[dict[bytes, tuple[int, int, int]], set[by
         ):  # fmt: skip
             out[name.value.lower()] = (first.value, last.value, step.value)
     return out, movable
-
-
-def _crc16_parts() -> tuple[Callable[[bytes, int, bytes], int], bytes]:
-    """crcmod's C function and table behind persistence.crc (one Python call less per key in
-    the routing loop)."""
-    from persistence import crc
-
-    return crc.CRC16_C, crc.CRC16_TABLE
 
 
 def _one_key(cmd: Command) -> bool:

@@ -17,8 +17,9 @@ with its PONG. Inbound connections are ordinary client connections. Every cron t
 - broadcasts a PONG to every node when this node's epochs or slots changed; CLUSTER commands
   call :meth:`ClusterBus.broadcast` through ``ClusterState.announce`` at once.
 
-After a message changed a slot's owner the server's ``topology_listeners`` are called, and the
-keys of slots this node lost are deleted (src/cluster_legacy.c clusterUpdateSlotsConfigWith).
+After a message changed a slot's owner the server's ``topology_listeners`` are called at once,
+and the keys of slots this node lost are deleted, but for those a listener deletes itself
+(src/cluster_legacy.c clusterUpdateSlotsConfigWith).
 """
 
 from __future__ import annotations
@@ -257,6 +258,15 @@ class ClusterBus:
     def on_inbound(self, out: gossip.Outcome) -> None:
         """``ClusterState.bus_hook``: the outcome of every message, received as a command
         (inside the engine) or as a reply; acted on after the current callback."""
+        if out.topology:
+            # the listeners first, inside the handler: a migration source answers the writes it
+            # holds (MOVED) at once and deletes the moved keys itself, a few per loop turn,
+            # instead of this bus deleting them in one go (migration_io.MovedKeys)
+            claimed: set[int] = set()
+            for listener in list(self.server.topology_listeners):
+                claimed.update(listener())
+            if claimed and out.lost_slots:
+                out.lost_slots[:] = [s for s in out.lost_slots if s not in claimed]
         loop = self.server.loop
         busy = out.topology or out.announce or out.relink or out.lost_slots
         if busy and loop is not None:
@@ -272,8 +282,6 @@ class ClusterBus:
             self._delete_lost_keys(out.lost_slots)
         if out.topology:
             self._update_state()
-            for listener in list(self.server.topology_listeners):
-                listener()
         if out.announce:
             self.request_broadcast()
         self.server.schedule_flush()  # nodes.conf is saved before the next replies

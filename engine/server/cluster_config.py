@@ -51,12 +51,8 @@ class ClusterConfig:
         else:
             try:
                 state = nodes_conf.parse(data)
-            except nodes_conf.NodesConfError as e:
-                # src/cluster_legacy.c clusterLoadConfig: "Unrecoverable error: corrupted cluster
-                # config file" followed by the offending line
-                raise ClusterConfigError(
-                    f'Unrecoverable error: corrupted cluster config file "{e}".'
-                ) from None
+            except nodes_conf.NodesConfError as e:  # its text is clusterLoadConfig's
+                raise ClusterConfigError(str(e)) from None
             # clusterLoadConfig / clusterUpdateMyselfAnnouncedPorts: myself's ports are the
             # ones this server listens on now, whatever the file says
             me = state.myself

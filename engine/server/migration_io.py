@@ -15,7 +15,7 @@ like blocked clients; it starts when the stream's unsent tail is empty (our buff
 socket's send queue; the link's kernel buffers are small), so it lasts a few round trips
 whatever the slot size. After success the moved keys are deleted in batches across event-loop
 turns (they are already unreachable: every keyed command gets MOVED), so the pause does not
-grow with the key count; the bus' own deletion of lost slots is bypassed for them.
+grow with the key count; ``on_topology`` returns those slots so the bus leaves them alone.
 
 Target: ``CLUSTER SYNCSLOTS ESTABLISH`` on an ordinary connection makes it an
 :class:`ImportLink` (``Connection.raw_sink``): its bytes go to the TargetJob, whose ``Apply``
@@ -23,15 +23,13 @@ actions run on an internal client with the loading semantics (no redirection, no
 TTLs stored) and go to the AOF like any write, between ``CLUSTER SYNCSLOTS ESTABLISH`` and
 ``FINISH`` records. Imported keys stay hidden (engine/keyspace.py) until the takeover: the AOF
 is flushed, the slots assigned to this node with a bumped epoch, nodes.conf saved at once, and
-the bus told to broadcast. Without a cluster bus the source learns the new owner by asking the
-target (``CLUSTER NODES``) while it waits in ``failover-granted``.
+the bus told to broadcast; the source learns the new owner from the bus.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from engine import errors as E
@@ -62,9 +60,7 @@ from engine.context import Effect
 from engine.errors import SYNTAX, CommandError
 from engine.server.migration_links import ExportLink, ImportLink
 from engine.server.migration_pause import MovedKeys, WritePause, unlink
-from persistence.aof.encoder import encode_command
 from persistence.resp.frames import Error
-from persistence.resp.reply_parser import NEED_MORE, ReplyParser
 
 if TYPE_CHECKING:
     from engine.server.server import Server
@@ -93,7 +89,6 @@ class MigrationIO:
         self.pause = WritePause(server)
         self.moved = MovedKeys(server)
         self.flush_scheduled = False
-        self._bus_inbound: Callable[[Any], None] | None = None
         self._states: dict[bytes, JobState] = {}
         self.client = engine.new_client("slot-migration", "")
         self.client.authenticated = True
@@ -241,32 +236,18 @@ class MigrationIO:
             m.feed(effects)
             self.schedule_flush()
 
-    def on_topology(self) -> None:
+    def on_topology(self) -> set[int]:
+        """The bus changed a slot's owner: the jobs hear it now (an export whose target took
+        over answers its held writes with MOVED at once). Returns the slots whose moved keys
+        :class:`MovedKeys` deletes a few per loop turn, which the bus must leave alone so the
+        write pause does not grow with the slot size."""
+        if not self.m.jobs:
+            return set()
         for job, actions in self.m.topology(self.now(), self.owner_of):
             self.run(job, actions)
-
-    def _hook_bus(self) -> None:
-        """Sit in front of the bus' inbound hook (engine/server/cluster_bus.py): an export
-        learns its target's takeover inside the message handler, its held writes are answered
-        (MOVED) at once, and the moved keys are left to :class:`MovedKeys` instead of the
-        bus' one-go deletion, so the write pause does not grow with the slot size."""
-        cluster = self.engine.cluster
-        if cluster is not None and cluster.bus_hook != self._on_bus:
-            self._bus_inbound = cluster.bus_hook
-            cluster.bus_hook = self._on_bus
-
-    def _on_bus(self, out: Any) -> None:
-        if out.topology and self.m.jobs:
-            self.on_topology()
-            if out.lost_slots and self.moved.slots:
-                mine = self.moved.slots
-                out.lost_slots[:] = [x for x in out.lost_slots if x not in mine]
-        if self._bus_inbound is not None:
-            self._bus_inbound(out)
+        return self.moved.slots
 
     def cron(self) -> None:
-        if self.server.cluster_bus is not None:
-            self._hook_bus()
         if not self.m.jobs:
             return
         now = self.now()
@@ -281,13 +262,9 @@ class MigrationIO:
         for job, actions in self.m.tick(now):
             self.run(job, actions)
         self.pause.expire(now)
-        no_bus = self.server.cluster_bus is None
         for name, link in list(self.exports.items()):
-            sjob = link.job
-            if sjob.finished and link.closed:
+            if link.job.finished and link.closed:
                 del self.exports[name]
-            elif no_bus and sjob.state is J.EXPORT_FAILOVER_GRANTED and link.polling_done:
-                link.owner_poll = self.loop.create_task(self._poll_owner(sjob))
         self.flush_all()
 
     # -- carrying out actions ---------------------------------------------------------------
@@ -466,62 +443,3 @@ class MigrationIO:
                     unlink(self.server, db.id, key, effects)
         if effects:
             self.server.propagate(effects)
-
-    # -- source -----------------------------------------------------------------------------
-    async def _poll_owner(self, job: SourceJob) -> None:
-        """Without a cluster bus: ask the target whether it owns the job's slots now, and if
-        so record it (what the bus' PONG would have told us)."""
-        cluster = self.engine.cluster
-        assert cluster is not None
-        node = cluster.lookup(job.target_id.decode("latin-1"))
-        if node is None:
-            return
-        try:
-            reader, writer = await asyncio.open_connection(node.ip, node.client_port)
-        except OSError:
-            return
-        try:
-            writer.write(encode_command([b"CLUSTER", b"NODES"]))
-            parser = ReplyParser()
-            frame: Any = NEED_MORE
-            while frame is NEED_MORE:
-                data = await asyncio.wait_for(reader.read(65536), 2)
-                if not data:
-                    return
-                parser.feed(data)
-                frame = parser.next_frame()
-        except (TimeoutError, OSError):
-            return
-        finally:
-            writer.close()
-        text = getattr(frame, "value", b"")
-        if isinstance(text, bytes):
-            self._learn_owner(job, text)
-
-    def _learn_owner(self, job: SourceJob, nodes: bytes) -> None:
-        cluster = self.engine.cluster
-        assert cluster is not None
-        for line in nodes.decode(errors="replace").splitlines():
-            parts = line.split()
-            if len(parts) < 8 or "myself" not in parts[2].split(","):
-                continue
-            owned: set[int] = set()
-            for r in parts[8:]:
-                if r.startswith("["):
-                    continue
-                a, _, b = r.partition("-")
-                owned.update(range(int(a), int(b or a) + 1))
-            want = {x for s, e in job.ranges for x in range(s, e + 1)}
-            node = cluster.lookup(parts[0])
-            if node is None or not want <= owned:
-                return
-            epoch = int(parts[6])
-            node.config_epoch = max(node.config_epoch, epoch)
-            cluster.current_epoch = max(cluster.current_epoch, epoch)
-            for slot in sorted(want):
-                cluster.del_slot(slot)
-                cluster.add_slot(node, slot)
-            cluster.todo_save = True
-            for listener in self.server.topology_listeners:
-                listener()
-            return

@@ -55,7 +55,6 @@ class ExportLink(asyncio.Protocol):
         self.reading = False
         self.writing_paused = False
         self.pause_retry: asyncio.TimerHandle | None = None
-        self.owner_poll: asyncio.Task[None] | None = None
         self.fd = -1  # the socket, for its send queue
 
     # -- asyncio callbacks ------------------------------------------------------------------
@@ -88,10 +87,6 @@ class ExportLink(asyncio.Protocol):
     def resume_writing(self) -> None:
         self.writing_paused = False
         self._update_reader()
-
-    @property
-    def polling_done(self) -> bool:
-        return self.owner_poll is None or self.owner_poll.done()
 
     # -- output -----------------------------------------------------------------------------
     def unsent(self) -> int:
@@ -139,8 +134,6 @@ class ExportLink(asyncio.Protocol):
         self.closed = True
         if self.transport is not None:
             self.transport.close()
-        if self.owner_poll is not None:
-            self.owner_poll.cancel()
 
     # -- the snapshot pipe ------------------------------------------------------------------
     def start_snapshot(self) -> None:

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Any, cast
 
 from engine.blocking import Block
@@ -138,9 +138,11 @@ class Server:
         self.migration: Any = None  # the slot-migration I/O (cluster mode)
         self.cron_hooks: list[Callable[[], None]] = []  # run by every cron tick
         self.effect_listeners: list[Callable[[list[Effect]], None]] = []  # besides the AOF
-        # called by the cluster bus after it changed a slot's owner (the migration jobs'
-        # ``topology`` events); the bus' ``broadcast()`` announces a local change at once
-        self.topology_listeners: list[Callable[[], None]] = []
+        # called by the cluster bus, inside the message handler, after it changed a slot's owner
+        # (the migration jobs' ``topology`` events); each returns the slots whose keys it
+        # deletes itself, which the bus then leaves alone. The bus' ``broadcast()`` announces a
+        # local change at once
+        self.topology_listeners: list[Callable[[], Collection[int]]] = []
         # set by the migration while a cut-over pauses writes to some slots (else None)
         self.write_hold: Callable[[Connection, list[bytes]], bool] | None = None
         self.servers: list[asyncio.AbstractServer] = []
