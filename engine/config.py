@@ -118,6 +118,11 @@ PARAMS: list[Param] = [
     Param("cluster-require-full-coverage", "bool", True),
     Param("cluster-allow-reads-when-down", "bool", False),
     Param("cluster-allow-pubsubshard-when-down", "bool", True),
+    # atomic slot migration (spec 3.2; engine/cluster/migration.py config_from)
+    Param("repl-timeout", "int", 60),
+    Param("cluster-manual-failover-timeout", "int", 5000),
+    Param("slot-migration-max-failover-repl-bytes", "int", 0),
+    Param("cluster-slot-migration-log-max-len", "int", 1000),
     Param("enable-debug-command", "enum", "no", choices=("no", "yes", "local")),
     Param("slowlog-log-slower-than", "int", 10000),
     Param("slowlog-max-len", "int", 128),

@@ -87,25 +87,6 @@ __all__ = [
 LOG_MAX_LEN: Final = 1000  # cluster-slot-migration-log-max-len default
 
 
-def _register_config() -> None:
-    """The settings of spec 3.2, registered with the config table (valkey.conf, CONFIG SET)
-    unless engine/config.py already has them."""
-    from engine.config import BY_NAME, PARAMS, Param
-
-    for p in (
-        Param("repl-timeout", "int", 60),
-        Param("cluster-manual-failover-timeout", "int", 5000),
-        Param("slot-migration-max-failover-repl-bytes", "int", 0),
-        Param("cluster-slot-migration-log-max-len", "int", LOG_MAX_LEN),
-    ):
-        if p.name not in BY_NAME:
-            PARAMS.append(p)
-            BY_NAME[p.name] = p
-
-
-_register_config()
-
-
 def config_from(values: Callable[[str], Any]) -> MigrationConfig:
     """MigrationConfig from the server's settings (``values(name)``)."""
     return MigrationConfig(
