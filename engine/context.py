@@ -112,7 +112,8 @@ class Ctx:
 
     # -- signals --------------------------------------------------------------------------
     def notify(self, cls: str, event: bytes, key: bytes, db: int | None = None) -> None:
-        self.engine.notify(cls, event, key, self.db.id if db is None else db)
+        if self.engine.notify_flags:  # notify-keyspace-events "" (the default): nothing to do
+            self.engine.notify(cls, event, key, self.db.id if db is None else db)
 
     def modified(self, key: bytes, db: int | None = None) -> None:
         keyspace = self.engine.keyspace

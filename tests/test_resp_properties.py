@@ -44,7 +44,12 @@ def run(data: bytes, cuts: list[int], fast: bool) -> tuple[list[list[bytes]], st
     try:
         for a, b in itertools.pairwise(bounds):
             p.feed(data[a:b])
-            out.extend(p.commands())
+            while (cmd := p.next_command()) is not None:
+                out.append(cmd)
+                # the bytes it came as: a multibulk's are exactly its canonical encoding (the
+                # server writes them as the AOF record); an inline command has none
+                raw = p.last_raw()
+                assert raw is None or raw == cmd_wire(cmd)
     except ProtocolError as exc:
         return out, exc.message
     return out, None
@@ -112,6 +117,26 @@ def test_parse_of_encoded_commands(cmds: list[list[bytes]], cuts: list[int]) -> 
     wire = b"".join(cmd_wire(c) for c in cmds)
     assert run(wire, cuts, True) == (cmds, None)
     assert run(wire, cuts, False) == (cmds, None)
+    p = RequestParser()
+    p.feed(wire)
+    for c in cmds:
+        assert p.next_command() == c
+        assert p.last_raw() == cmd_wire(c)
+
+
+def test_last_raw_is_the_request_bytes_across_buffer_compaction() -> None:
+    """Multibulk commands give their own bytes back, also where the buffer is compacted (the
+    compaction waits until the next command is asked for) and on the exact parser's path."""
+    cmds = [[b"SET", b"k%d" % i, b"v" * (i % 700)] for i in range(600)]
+    wire = b"".join(cmd_wire(c) for c in cmds) + b"PING\r\n"
+    for fast in (True, False):
+        p = RequestParser(fast=fast)
+        got: list[bytes | None] = []
+        for i in range(0, len(wire), 50_000):
+            p.feed(wire[i : i + 50_000])
+            while p.next_command() is not None:
+                got.append(p.last_raw())
+        assert got == [cmd_wire(c) for c in cmds] + [None]
 
 
 @given(st.binary(max_size=60))

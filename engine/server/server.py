@@ -42,6 +42,7 @@ log = logging.getLogger("valkey-engine")
 MAX_CLIENTS_ERR = b"-ERR max number of clients reached\r\n"
 # client-query-buffer-limit is at least 1 MB (src/config.c): smaller buffers skip the check
 QUERY_BUFFER_FLOOR = 1024 * 1024
+TIMESTAMPS = "aof-timestamp-enabled"  # records get #TS: annotations: AofWriter.feed writes them
 PROTECTED_ERR = (
     b"-DENIED Valkey is running in protected mode because protected mode is enabled and no "
     b"password is set for the default user. In this mode connections are only accepted from "
@@ -152,6 +153,7 @@ class Server:
         self._limits: dict[str, tuple[int, int, int]] = {}
         self._limits_text = ""
         self.durability = Durability(engine, aof)  # SAVE/BGSAVE/BGREWRITEAOF, cron, INFO
+        self.config_values = engine.config.values  # CONFIG SET changes it in place
 
     # -- command processing ---------------------------------------------------------------
     def process(self, conn: Connection) -> None:
@@ -165,6 +167,12 @@ class Server:
         had_out = bool(out)
         execute = engine.execute
         propagate = self.propagate
+        # a command propagated as it came is written to the AOF as the bytes it came in
+        # (RequestParser.last_raw: the same bytes encode_command would make, without the work)
+        aof = self.aof
+        if aof is not None and (self.effect_listeners or self.config_values[TIMESTAMPS]):
+            aof = None
+        last_raw = conn.parser.last_raw
         while conn.blocked is None and not conn.closing:
             try:
                 argv = next_command()
@@ -178,7 +186,14 @@ class Server:
                 break  # a write to slots paused by a migration: parked until the resume
             reply, effects = execute(client, argv)
             if effects:
-                propagate(effects)
+                if aof is not None and len(effects) == 1:
+                    db, prop = effects[0]
+                    if prop is argv and db == aof.selected_db and (raw := last_raw()) is not None:
+                        aof.buf.append(raw)
+                    else:
+                        propagate(effects)
+                else:
+                    propagate(effects)
             t = type(reply)
             if t is Block:
                 self.block(conn, argv, reply)

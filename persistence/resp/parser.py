@@ -190,6 +190,7 @@ class RequestParser:
         "_max_bulk",
         "_mbulk",
         "_pos",
+        "_raw_start",
         "_slow_until",
         "_start",
     )
@@ -208,11 +209,23 @@ class RequestParser:
         self._bulklen = -1
         self._args: list[bytes] = []
         self._start = 0  # _buf offset where the command being parsed began
+        # _buf offset of the last command returned when it was a multibulk (see last_raw)
+        self._raw_start = -1
 
     @property
     def buffered(self) -> int:
         """Bytes received but not yet returned as commands."""
         return len(self._buf) - (self._start if self._mbulk else self._pos)
+
+    def last_raw(self) -> bytes | None:
+        """The bytes of the command the last :meth:`next_command` returned, when it came as a
+        multibulk (else None), until the next call. Both paths accept only the canonical form
+        (string2ll lengths, CRLF checked), so these are exactly ``encode_command(argv)``: the
+        server writes them as the AOF record of a command propagated as it came."""
+        start = self._raw_start
+        if start < 0:
+            return None
+        return bytes(self._buf[start : self._pos])
 
     @property
     def offset(self) -> int:
@@ -250,6 +263,10 @@ class RequestParser:
                     buf.clear()
                     self._pos = 0
                 return None
+            if pos >= _COMPACT_AT and pos * 2 >= len(buf):  # (after the last_raw() window)
+                del buf[:pos]
+                self._base += pos
+                self._pos = pos = 0
             try:
                 cmd = hi.gets()
             except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
@@ -260,11 +277,8 @@ class RequestParser:
                 except IndexError:  # cannot happen for bytes hiredis consumed; be safe
                     end = -1
                 if end >= 0:
+                    self._raw_start = pos
                     self._pos = end
-                    if end >= _COMPACT_AT and end * 2 >= len(buf):
-                        del buf[:end]
-                        self._base += end
-                        self._pos = 0
                     return cmd
             # incomplete, empty (*0) or not provably what Valkey reads: the exact parser
             self._hi = None
@@ -276,14 +290,20 @@ class RequestParser:
         if self._error is not None:
             raise self._error
         buf = self._buf
+        self._raw_start = -1
         while True:
             pos = self._pos
             if pos >= len(buf):
-                if pos:
+                # a command half read keeps its bytes (its start offset and last_raw need them)
+                if pos and not self._mbulk:
                     self._base += pos
                     buf.clear()
                     self._pos = 0
                 return None
+            if self._mbulk == 0 and pos >= _COMPACT_AT and pos * 2 >= len(buf):
+                del buf[:pos]  # what was returned, after its last_raw() window
+                self._base += pos
+                self._pos = pos = 0
             if fast and self._fast and self._mbulk == 0:
                 if self._hi is None and buf[pos] == 0x2A and self._base + pos >= self._slow_until:
                     big = _BIG_AGGREGATE.search(buf, pos)
@@ -308,10 +328,8 @@ class RequestParser:
             if cmd is None:
                 return None
             if cmd:
-                if self._pos >= _COMPACT_AT and self._pos * 2 >= len(buf):
-                    del buf[: self._pos]
-                    self._base += self._pos
-                    self._pos = 0
+                # a multibulk's bytes are canonical RESP; an inline command's are not
+                self._raw_start = self._start if buf[self._start] == 0x2A else -1
                 return cmd
 
     def _fast_one(self) -> list[bytes] | None:
@@ -330,11 +348,8 @@ class RequestParser:
             except IndexError:  # cannot happen for bytes hiredis consumed; be safe anyway
                 ok = -1
             if ok >= 0:
+                self._raw_start = pos
                 self._pos = ok
-                if ok >= _COMPACT_AT and ok * 2 >= len(buf):
-                    del buf[:ok]
-                    self._base += ok
-                    self._pos = 0
                 return cmd  # may be [] for *0: the caller skips it
         self._hi = None
         return None
