@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from realserver import RealServer, real_server
 
+from engine.engine import parse_notify_flags
 from engine.types.hashes import Hash
 from persistence.resp.frames import Array, Bulk
 
@@ -387,6 +388,7 @@ def test_watch_signalled(d: Differ) -> None:
 def test_notifications(d: Differ) -> None:
     events: list[tuple[str, bytes, bytes]] = []
     d.engine.notify = lambda cls, ev, key, db: events.append((cls, ev, key))  # type: ignore[method-assign]
+    d.engine.notify_flags = parse_notify_flags("KEA")  # Ctx.notify calls it
     e, c = d.engine, d.client
     e.execute(c, [b"HSET", b"h", b"a", b"1"])
     e.execute(c, [b"HSETNX", b"h", b"b", b"1"])

@@ -14,7 +14,7 @@ from differential import REAL_ARGS, Differ
 from realserver import RealServer, real_server
 
 from engine.clock import ManualClock
-from engine.engine import Engine
+from engine.engine import Engine, parse_notify_flags
 from engine.types.hashes import Hash
 
 
@@ -46,6 +46,7 @@ def test_notifications() -> None:
     c = e.new_client()
     events: list[tuple[str, bytes]] = []
     e.notify = lambda cls, ev, key, db: events.append((cls, ev))  # type: ignore[method-assign]
+    e.notify_flags = parse_notify_flags("KEA")  # Ctx.notify calls it
 
     def run(*argv: str) -> list[tuple[str, bytes]]:
         events.clear()
@@ -146,6 +147,7 @@ def test_active_expire_engine_clock() -> None:
     c = e.new_client()
     events: list[tuple[str, bytes, bytes]] = []
     e.notify = lambda cls, ev, key, db: events.append((cls, ev, key))  # type: ignore[method-assign]
+    e.notify_flags = parse_notify_flags("KEA")  # Ctx.notify calls it
     e.execute(c, b"HSET h1 a 1 b 2 c 3".split())
     e.execute(c, b"HPEXPIRE h1 100 FIELDS 2 a b".split())
     e.execute(c, b"HSETEX h2 PX 200 FIELDS 2 p 1 q 2".split())
@@ -289,6 +291,7 @@ def test_notifications_match_real_server(real: RealServer) -> None:
     c = e.new_client()
     ours: list[str] = []
     e.notify = lambda cls, ev, key, db: ours.append(ev.decode())  # type: ignore[method-assign]
+    e.notify_flags = parse_notify_flags("KEA")  # Ctx.notify calls it
     script = [
         "HSET h a 1 b 2", "HSETEX h EX 10 FIELDS 1 a 1", "HSETEX h KEEPTTL FIELDS 1 a 2",
         "HSETEX h FNX FIELDS 1 a 2", "HEXPIRE h 0 FIELDS 1 a", "HSETEX h EX 0 FIELDS 1 zz 1",
