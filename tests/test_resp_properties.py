@@ -30,6 +30,7 @@ from persistence.resp import (
     encode,
     split_args,
 )
+from persistence.resp.parser import _BIG_AGGREGATE, find_big_aggregate
 
 
 def cmd_wire(args: list[bytes]) -> bytes:
@@ -220,3 +221,15 @@ def test_reply_parser_any_bytes(data: bytes) -> None:
     p.feed(data)
     with contextlib.suppress(ProtocolError):
         list(p.frames())
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.sampled_from([b"*", b"%", b"~", b">", b"|", b"1", b"0", b"9", b"x", b"\r\n"])).map(
+        b"".join
+    ),
+    st.integers(min_value=0, max_value=40),
+)
+def test_find_big_aggregate_is_the_regex(data: bytes, start: int) -> None:
+    m = _BIG_AGGREGATE.search(bytearray(data), start)
+    assert find_big_aggregate(bytearray(data), start) == (-1 if m is None else m.end())
