@@ -252,7 +252,12 @@ class RequestParser:
         old = len(buf)
         buf += data
         if self._hi is not None:
-            big = find_big_aggregate(buf, max(old - 7, self._pos))
+            start = max(old - 7, self._pos)
+            if start < old or type(data) is not bytes:  # may begin in what was buffered
+                big = find_big_aggregate(buf, start)
+            else:  # (the common case: nothing left over) the new bytes only, without a copy
+                i = data.translate(_BYTE_CLASS).find(b"mdddddd")
+                big = -1 if i < 0 else start + i + 7
             if big < 0:
                 self._hi.feed(data if type(data) is bytes else bytes(data))
             else:
