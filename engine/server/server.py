@@ -111,10 +111,10 @@ class Connection(asyncio.Protocol):
         if self.raw_sink is not None:
             self.raw_sink(data)
             return
-        self.parser.feed(data)
+        size = self.parser.feed(data)
         if self.blocked is None:
             self.server.process(self)
-        if self.parser.buffered > QUERY_BUFFER_FLOOR:
+        if size > QUERY_BUFFER_FLOOR and self.parser.buffered > QUERY_BUFFER_FLOOR:
             self.server.check_query_buffer(self)
 
     # -- helpers --------------------------------------------------------------------------
@@ -166,13 +166,12 @@ class Server:
         append = out.append
         had_out = bool(out)
         execute = engine.execute
-        propagate = self.propagate
         # a command propagated as it came is written to the AOF as the bytes it came in
         # (RequestParser.last_raw: the same bytes encode_command would make, without the work)
         aof = self.aof
         if aof is not None and (self.effect_listeners or self.config_values[TIMESTAMPS]):
             aof = None
-        last_raw = conn.parser.last_raw
+        parser = conn.parser
         while conn.blocked is None and not conn.closing:
             try:
                 argv = next_command()
@@ -188,12 +187,13 @@ class Server:
             if effects:
                 if aof is not None and len(effects) == 1:
                     db, prop = effects[0]
-                    if prop is argv and db == aof.selected_db and (raw := last_raw()) is not None:
+                    raw = parser.last_raw() if prop is argv and db == aof.selected_db else None
+                    if raw is not None:
                         aof.buf.append(raw)
                     else:
-                        propagate(effects)
+                        self.propagate(effects)
                 else:
-                    propagate(effects)
+                    self.propagate(effects)
             t = type(reply)
             if t is Block:
                 self.block(conn, argv, reply)

@@ -245,10 +245,11 @@ class RequestParser:
         """Stream offset just after the last command returned."""
         return self._base + (self._start if self._mbulk else self._pos)
 
-    def feed(self, data: bytes | bytearray | memoryview) -> None:
-        if self._error is not None or not data:
-            return
+    def feed(self, data: bytes | bytearray | memoryview) -> int:
+        """Buffer ``data``; returns the buffer's size, which :attr:`buffered` never exceeds."""
         buf = self._buf
+        if self._error is not None or not data:
+            return len(buf)
         old = len(buf)
         buf += data
         if self._hi is not None:
@@ -263,6 +264,7 @@ class RequestParser:
             else:
                 self._hi = None
                 self._slow_until = self._base + big
+        return len(buf)
 
     def commands(self) -> Iterator[list[bytes]]:
         """Every complete command buffered so far."""
