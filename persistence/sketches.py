@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import heapq
 from collections import Counter
-from dataclasses import dataclass, field
+from functools import partial
+from itertools import repeat
+from operator import add, gt
 
 EXACT_KEYS = 100_000  # distinct items counted exactly up to here, estimated beyond
 TIMELINE_BUCKETS = 240
@@ -15,21 +17,62 @@ TIMELINE_BUCKETS = 240
 class HeavyHitters:
     """Misra-Gries frequent items with weights: at most ``4 * capacity`` counters. A pruning
     subtracts the (capacity+1)-th largest count from all; each count is a lower bound, short of
-    the truth by at most the total pruned (``error``)."""
+    the truth by at most the total pruned (``error``).
+
+    While every weight added since the counters were last empty was one same ``unit`` (as for
+    commands of one size), ``counts`` holds the counts divided by it, added by ``Counter.update``
+    in C: the prunes and the order are those of the real counts (all scaled by ``unit``)."""
 
     def __init__(self, capacity: int = 1000) -> None:
         self.capacity = capacity
         self.counts: Counter[bytes] = Counter()
+        self.unit = 1  # every count is counts[key] * unit
         self.error = 0
 
     def add(self, key: bytes, weight: int = 1) -> None:
-        c = self.counts
-        c[key] = c.get(key, 0) + weight
-        self.maybe_prune()
+        self.add_weights([key], weight)
 
     def add_many(self, keys: list[bytes]) -> None:
-        self.counts.update(keys)  # Counter.update counts in C
+        self.add_weights(keys, 1)
+
+    def add_weights(self, keys: list[bytes], weights: list[int] | int) -> None:
+        """Add ``weights[i]`` to ``keys[i]`` (or one weight to every key), then prune."""
+        counts = self.counts
+        if isinstance(weights, int):
+            if weights != self.unit and not counts and weights > 0:
+                self.unit = weights
+            if weights == self.unit:
+                counts.update(keys)  # Counter.update counts in C
+                self.maybe_prune()
+                return
+        if self.unit != 1:
+            self._unit_one()
+            counts = self.counts
+        # one C pass: dict.update stores each (key, get(key) + weight) pair before the next
+        # pair's get runs (every iterator here is lazy), so a key twice in ``keys`` adds up
+        w = repeat(weights) if isinstance(weights, int) else weights
+        dict.update(counts, zip(keys, map(add, map(counts.get, keys, repeat(0)), w)))
         self.maybe_prune()
+
+    def _unit_one(self) -> None:
+        unit, counts = self.unit, self.counts
+        self.counts = Counter()
+        dict.update(self.counts, zip(counts.keys(), map(unit.__mul__, counts.values())))
+        self.unit = 1
+
+    def real_counts(self) -> dict[bytes, int]:
+        """Each key's count (a lower bound), in insertion order."""
+        unit = self.unit
+        return dict(zip(self.counts.keys(), map(unit.__mul__, self.counts.values())))
+
+    def scaled(self, factor: int) -> HeavyHitters:
+        """A copy with every count and the error times ``factor`` (> 0): what the same adds
+        with every weight times ``factor`` would have made (same prunes, same order)."""
+        out = HeavyHitters(self.capacity)
+        dict.update(out.counts, self.counts)
+        out.unit = self.unit * factor
+        out.error = self.error * factor
+        return out
 
     def maybe_prune(self) -> None:
         if len(self.counts) > 4 * self.capacity:
@@ -38,14 +81,17 @@ class HeavyHitters:
     def _prune(self) -> None:
         values = sorted(self.counts.values())  # in C
         cut = values[-(self.capacity + 1)]
-        self.error += cut
+        self.error += cut * self.unit
         kept: Counter[bytes] = Counter()
         if values[-1] > cut:  # else every count goes (as when all keys were new)
             dict.update(kept, {k: v - cut for k, v in self.counts.items() if v > cut})
         self.counts = kept
 
     def top(self, n: int) -> list[tuple[bytes, int]]:
-        return heapq.nlargest(n, self.counts.items(), key=lambda kv: kv[1])
+        unit = self.unit
+        return [
+            (k, v * unit) for k, v in heapq.nlargest(n, self.counts.items(), key=lambda kv: kv[1])
+        ]
 
 
 class DistinctCounter:
@@ -63,6 +109,7 @@ class DistinctCounter:
         self.sample: set[int] = set()
         self.level = 0  # hashes h with h + 2**63 < 2**64 >> level are kept
         self._below = (1 << 63) - 1  # i.e. h < this (hash() is a signed 64-bit int)
+        self._keep = partial(gt, self._below)  # h -> below > h, a C call (faster than __gt__)
 
     def add(self, item: bytes) -> None:
         self.add_many([item])
@@ -72,14 +119,24 @@ class DistinctCounter:
             self.exact.update(items)
             if len(self.exact) <= self.limit:
                 return
-            items = list(self.exact)
+            # past the limit: a set of the hashes (two keys may share one), then the level is
+            # found on lists of its members (cheaper than a set's trims)
+            kept: set[int] | list[int] = set(filter(self._keep, map(hash, self.exact)))
             self.exact = None
-        self.sample.update(filter(self._below.__gt__, map(hash, items)))
+            while len(kept) > self.SAMPLE:
+                self._level_up()
+                kept = list(filter(self._keep, kept))
+            self.sample.update(kept)
+            return
+        self.sample.update(filter(self._keep, map(hash, items)))
         while len(self.sample) > self.SAMPLE:
-            self.level += 1
-            self._below = (1 << (64 - self.level)) - (1 << 63)
-            below = self._below
-            self.sample = {h for h in self.sample if h < below}
+            self._level_up()
+            self.sample = set(filter(self._keep, self.sample))
+
+    def _level_up(self) -> None:
+        self.level += 1
+        self._below = (1 << (64 - self.level)) - (1 << 63)
+        self._keep = partial(gt, self._below)
 
     @property
     def is_exact(self) -> bool:
@@ -91,14 +148,17 @@ class DistinctCounter:
         return len(self.sample) << self.level
 
 
-@dataclass(slots=True)
 class Timeline:
-    """Writes per time bucket from ``#TS`` seconds; buckets start at one minute and double."""
+    """Writes per time bucket from ``#TS`` seconds; buckets start at one minute and double.
+    (A plain class: a dataclass compiles its methods at import, on every start-up.)"""
 
-    first: int | None = None
-    last: int | None = None
-    width: int = 60
-    buckets: dict[int, int] = field(default_factory=dict)
+    __slots__ = ("buckets", "first", "last", "width")
+
+    def __init__(self) -> None:
+        self.first: int | None = None
+        self.last: int | None = None
+        self.width = 60
+        self.buckets: dict[int, int] = {}
 
     def add(self, ts: int, n: int) -> None:
         if self.first is None:

@@ -1,21 +1,27 @@
 """Streaming statistics over the readers: the data behind ``valkey-aof inspect``.
 
-How it works: one pass over :func:`persistence.aof.reader.read_aof_runs` (or the RDB reader)
-feeds fixed-size structures, so memory stays constant whatever the input size: counters per
-command name, db and slot (at most 16384), and the summaries of ``persistence/sketches.py``: a
-Misra-Gries summary for the top keys by writes and by bytes (counts are lower bounds, exact while
-fewer than ``capacity`` keys were seen), an exact set of keys touched up to a limit and adaptive
-sampling beyond it, and a timeline of ``#TS`` minutes whose bucket width doubles when it grows
-too long. A :class:`CommandRun` of commands whose only key is argv[1] is counted column-wise
-(slots, keys, top keys: one C-level pass each); anything else command by command. Where the keys
-of a command are is not known here (persistence imports nothing of ours): the caller passes
-``key_positions``, ``valkey-aof inspect`` passes the engine's command table.
+How it works: one pass over :func:`persistence.aof.reader.read_aof_runs` (or the RDB reader,
+persistence/stats_rdb.py) feeds fixed-size structures, so memory stays constant whatever the
+input size: counters per command name, db and slot (at most 16384), and the summaries of
+``persistence/sketches.py``: a Misra-Gries summary for the top keys by writes and by bytes
+(counts are lower bounds, exact while fewer than ``capacity`` keys were seen), an exact set of
+keys touched up to a limit and adaptive sampling beyond it, and a timeline of ``#TS`` minutes
+whose bucket width doubles when it grows too long. Where the keys of a command are is not known
+here (persistence imports nothing of ours): the caller passes ``key_positions`` and
+``single_key``; ``valkey-aof inspect`` passes tools/keyspecs.py (the command table's key specs).
+
+Fast paths, each giving exactly what the command-by-command path gives (tests/test_inspect_fast):
+a :class:`CommandRun` of commands whose only key is argv[1] is counted column-wise (slots, keys,
+top keys: one C-level pass each); its raw RESP tells in one C scan whether every command has the
+same name and argc (:func:`_same_head`) and the same size (:func:`_same_size`); while every
+command so far had one size, the top keys by bytes are those by writes times that size (kept as
+the factor ``_bytes_factor``, made real at the first other size).
 """
 
 from __future__ import annotations
 
-import heapq
 import os
+from binascii import crc_hqx
 from collections import Counter
 from collections.abc import Callable
 from itertools import repeat
@@ -32,21 +38,7 @@ from persistence.aof.reader import (
     read_aof_runs,
 )
 from persistence.aof.resp_scan import AofCommand, CommandRun
-from persistence.crc import crc16_many, key_slot
 from persistence.errors import PersistenceError
-from persistence.fileio import open_input
-from persistence.rdb.reader import RdbReader
-from persistence.records import (
-    AuxField,
-    FunctionLibrary,
-    HashValue,
-    KeyRecord,
-    ListValue,
-    SetValue,
-    SlotImport,
-    StreamValue,
-    ZSetValue,
-)
 from persistence.sketches import (
     EXACT_KEYS,
     TIMELINE_BUCKETS,
@@ -54,6 +46,7 @@ from persistence.sketches import (
     HeavyHitters,
     Timeline,
 )
+from persistence.stats_rdb import TOP_N, RdbStats, inspect_rdb, is_plain_rdb, text_of
 
 KeyPositions = Callable[[list[bytes]], list[int]]
 Progress = Callable[[int], None]
@@ -70,7 +63,6 @@ __all__ = [
 ]
 
 SCHEMA = "valkey-aof.inspect/1"
-TOP_N = 10
 MAX_NAMES = 1000  # command names kept apart; the rest count as "(other)"
 TTL_FORMS = ("PEXPIREAT", "SET PXAT", "HPEXPIREAT", "HSETEX PXAT", "HPERSIST", "HDEL", "UNLINK")
 
@@ -80,8 +72,7 @@ def default_key_positions(argv: list[bytes]) -> list[int]:
     return [1] if len(argv) > 1 else []
 
 
-def _text(b: bytes) -> str:
-    return b.decode("utf-8", "backslashreplace")
+_text = text_of
 
 
 def _file_entry(info: AofFileInfo) -> dict[str, Any]:
@@ -116,6 +107,7 @@ class AofStats:
         self.keys = DistinctCounter()
         self.top_writes = HeavyHitters()
         self.top_bytes = HeavyHitters()
+        self._bytes_factor = 0  # > 0: top_bytes is top_writes times this (see _add_keys)
         self.ttl: dict[str, int] = dict.fromkeys(TTL_FORMS, 0)
         self.multi_blocks = 0
         self.multi_commands = 0
@@ -177,7 +169,9 @@ class AofStats:
     def add_run(self, run: CommandRun) -> None:
         """:meth:`add_batch` of a run, counted column-wise in C where the run allows."""
         argvs = run.argvs
-        names = set(map(_first, argvs))
+        n = len(argvs)
+        head = _same_head(run)  # every command has argv[0] and argc of the first (one C scan)
+        names = (argvs[0][0],) if head else set(map(_first, argvs))
         by_name = self.by_name
         entries = []
         for name in names:
@@ -188,17 +182,19 @@ class AofStats:
         if any((e[2] and e[3] != "SET") or not e[4] for e in entries) or self._in_multi >= 0:
             self.add_batch(run.commands())
             return
-        n = len(argvs)
-        sizes = run.sizes()
+        lens = (len(argvs[0]),) if head else set(map(len, argvs))
+        sizes: list[int] | int = _same_size(run)  # an int: every command has that size
         if len(entries) == 1:
             entries[0][0] += n
             entries[0][1] += run.size
         else:
+            if isinstance(sizes, int):
+                sizes = [sizes] * n
             for name, count in Counter(map(_first, argvs)).items():
                 by_name[name][0] += count
             for name, size in zip(map(_first, argvs), sizes):
                 by_name[name][1] += size
-        if any(e[2] for e in entries) and max(map(len, argvs)) > 3:  # SETs with PXAT
+        if any(e[2] for e in entries) and max(lens) > 3:  # SETs with PXAT
             ttl = 0
             for argv in argvs:
                 if len(argv) > 3 and by_name[argv[0]][2]:
@@ -213,32 +209,48 @@ class AofStats:
             self.timeline.add(run.timestamp, n)
         self.commands += n
         self.bytes += run.size
-        if len(argvs[0]) < 2 or 1 in map(len, argvs):  # a command without a key
+        if min(lens) < 2:  # a command without a key
+            if isinstance(sizes, int):
+                sizes = [sizes] * n
             keys = [a[1] for a in argvs if len(a) > 1]
             sizes = [z for a, z in zip(argvs, sizes) if len(a) > 1]
         else:
             keys = list(map(_second, argvs))
-        self._add_keys(keys, sizes)
+        raw = run.raw
+        braces = raw is None or raw.find(b"{", run.raw_at, run.raw_at + run.size) != -1
+        self._add_keys(keys, sizes, braces)
 
-    def _add_keys(self, keys: list[bytes], sizes: list[int]) -> None:
-        """Slots, keys touched and top keys for one batch, with the loops in C where possible."""
-        if b"{" in b"".join(keys):
+    def _add_keys(self, keys: list[bytes], sizes: list[int] | int, braces: bool = True) -> None:
+        """Slots, keys touched and top keys for one batch, with the loops in C where possible.
+        ``sizes``: the size of each key's command, or one size for all; ``braces``: False when
+        no key holds a '{' (no hash tag)."""
+        if not keys:
+            return
+        if braces and b"{" in b"".join(keys):
+            from persistence.crc import key_slot  # here only: crcmod costs every start-up
+
             self.slots.update(map(key_slot, keys))
-        else:  # no hash tags: the slot is CRC16(key) (src/cluster.c keyHashSlot)
-            self.slots.update(map(and_, crc16_many(keys), repeat(0x3FFF)))
+        else:  # no hash tags: the slot is CRC16(key) & 0x3FFF (src/cluster.c keyHashSlot);
+            # binascii's CRC-CCITT is CRC-16/XMODEM, one C call per key (tests/test_inspect_fast)
+            self.slots.update(map(and_, map(crc_hqx, keys, repeat(0)), repeat(0x3FFF)))
         self.keys.add_many(keys)
+        # while every key so far came with one same command size w, the top keys by bytes are
+        # those by writes times w (same keys, same prunes, counts and error times w): kept as
+        # that factor, and made real when a batch has other sizes
+        w = self._bytes_factor
+        if isinstance(sizes, int) and sizes > 0 and (w == 0 or w == sizes):
+            self.top_writes.add_many(keys)
+            self._bytes_factor = sizes
+            return
+        if w > 0:
+            self.top_bytes = self.top_writes.scaled(w)
+        self._bytes_factor = -1
         self.top_writes.add_many(keys)
-        tb = self.top_bytes.counts
-        weights = dict(zip(keys, sizes))
-        if len(weights) == len(keys):  # no key twice in the batch: add in C, but for old keys
-            for k in weights.keys() & tb.keys():
-                weights[k] += tb[k]
-            dict.update(tb, weights)  # Counter.update would add, in Python
-        else:
-            get = tb.get
-            for k, n in zip(keys, sizes):
-                tb[k] = get(k, 0) + n
-        self.top_bytes.maybe_prune()
+        self.top_bytes.add_weights(keys, sizes)
+
+    def _top_bytes(self) -> HeavyHitters:
+        w = self._bytes_factor
+        return self.top_writes.scaled(w) if w > 0 else self.top_bytes
 
     def _name_entry(self, name: bytes) -> list[Any]:
         upper = name.upper()
@@ -305,7 +317,7 @@ class AofStats:
             "dbs": [
                 {"db": db, "commands": c, "bytes": b} for db, (c, b) in sorted(self.by_db.items())
             ],
-            "slots": {str(i): self.slots[i] for i in sorted(self.slots)},
+            "slots": _slot_counts(self.slots),
             "ttl_records": dict(self.ttl),
             "multi": {
                 "blocks": self.multi_blocks,
@@ -320,7 +332,7 @@ class AofStats:
             },
             "imports": list(self.imports.values()),
             "top_keys_by_writes": _top(self.top_writes, self.top_n),
-            "top_keys_by_bytes": _top(self.top_bytes, self.top_n),
+            "top_keys_by_bytes": _top(self._top_bytes(), self.top_n),
             "rewrite_estimate": {
                 "current_bytes": self.bytes,
                 "estimated_bytes": estimate,
@@ -332,6 +344,36 @@ class AofStats:
 
 _first = itemgetter(0)
 _second = itemgetter(1)
+
+
+def _same_head(run: CommandRun) -> bool:
+    """True when every command of ``run`` has the first one's argc and argv[0], seen in the raw
+    RESP with one C count: each ``*`` of ``run.raw`` starts a command (so each match of
+    ``*<argc>\\r\\n$<len>\\r\\n<name>`` is one such command, the name's bytes ending where its
+    length says); the needle ends with the name, not CRLF, for long skips in the search."""
+    raw = run.raw
+    if raw is None:
+        return False
+    first = run.argvs[0]
+    head = b"*%d\r\n$%d\r\n%s" % (len(first), len(first[0]), first[0])
+    return raw.count(head, run.raw_at, run.raw_at + run.size) == len(run.argvs)
+
+
+def _same_size(run: CommandRun) -> list[int] | int:
+    """The size of each command of ``run``, or one int when all have the same size: the run's
+    raw RESP has a ``*`` every size bytes (each ``*`` starts a command, and there are n)."""
+    raw = run.raw
+    n = len(run.argvs)
+    size, rest = divmod(run.size, n)
+    if raw is not None and not rest and raw[run.raw_at : run.raw_at + run.size : size] == b"*" * n:
+        return size
+    return run.sizes()
+
+
+def _slot_counts(slots: Counter[int]) -> dict[str, int]:
+    """Keys per slot, by slot (the loops in C)."""
+    used = sorted(slots)
+    return dict(zip(map(str, used), map(slots.__getitem__, used)))
 
 
 _SPECIAL_NAMES = frozenset(
@@ -346,106 +388,6 @@ def _top(hh: HeavyHitters, n: int) -> dict[str, Any]:
         "max_error": hh.error,
         "keys": [{"key": _text(k), "value": v} for k, v in hh.top(n)],
     }
-
-
-class RdbStats:
-    """Keys and bytes per db and type, biggest keys, expiries, volatile hash fields, AUX."""
-
-    def __init__(self, top_n: int = TOP_N) -> None:
-        self.top_n = top_n
-        self.keys = 0
-        self.per: dict[tuple[int, str], list[int]] = {}
-        self.biggest: list[tuple[int, int, bytes, int, str]] = []  # min-heap of top_n
-        self.expires = 0
-        self.expire_min: int | None = None
-        self.expire_max: int | None = None
-        self.volatile_fields = 0
-        self.volatile_hashes = 0
-        self.aux: dict[str, str] = {}
-        self.functions = 0
-        self.slot_imports: list[dict[str, Any]] = []
-        self._prev: KeyRecord | None = None
-        self._n = 0
-
-    def add(self, ev: object) -> None:
-        off = getattr(ev, "offset", None)
-        if self._prev is not None and off is not None:
-            self._close(off)
-        if isinstance(ev, KeyRecord):
-            self._prev = ev
-        elif isinstance(ev, AuxField):
-            self.aux[_text(ev.key)] = _text(ev.value)
-        elif isinstance(ev, FunctionLibrary):
-            self.functions += 1
-        elif isinstance(ev, SlotImport):
-            self.slot_imports.append({"job": _text(ev.job_name), "slot_ranges": ev.ranges})
-
-    def finish(self, end: int) -> None:
-        if self._prev is not None:
-            self._close(end)
-
-    def _close(self, end: int) -> None:
-        r = self._prev
-        assert r is not None and r.offset is not None
-        self._prev = None
-        size = end - r.offset
-        self.keys += 1
-        t = r.type_name
-        e = self.per.get((r.db, t))
-        if e is None:
-            e = self.per[(r.db, t)] = [0, 0]
-        e[0] += 1
-        e[1] += size
-        if r.expire_at_ms is not None:
-            self.expires += 1
-            ms = r.expire_at_ms
-            self.expire_min = ms if self.expire_min is None else min(self.expire_min, ms)
-            self.expire_max = ms if self.expire_max is None else max(self.expire_max, ms)
-        v = r.value
-        if isinstance(v, HashValue) and v.expires:
-            self.volatile_hashes += 1
-            self.volatile_fields += len(v.expires)
-        self._n += 1
-        item = (size, -self._n, r.key, r.db, t)
-        if len(self.biggest) < self.top_n:
-            heapq.heappush(self.biggest, item)
-        elif item > self.biggest[0]:
-            heapq.heapreplace(self.biggest, item)
-
-    def result(self) -> dict[str, Any]:
-        return {
-            "keys": self.keys,
-            "per_db_type": [
-                {"db": db, "type": t, "keys": n, "bytes": b}
-                for (db, t), (n, b) in sorted(self.per.items())
-            ],
-            "biggest_keys": [
-                {"key": _text(k), "db": db, "type": t, "bytes": s}
-                for s, _, k, db, t in sorted(self.biggest, reverse=True)
-            ],
-            "expires": {
-                "keys": self.expires,
-                "first_ms": self.expire_min,
-                "last_ms": self.expire_max,
-            },
-            "volatile_hash_fields": {
-                "hashes": self.volatile_hashes,
-                "fields": self.volatile_fields,
-            },
-            "aux": self.aux,
-            "functions": self.functions,
-            "slot_imports": self.slot_imports,
-        }
-
-
-def _length(v: object) -> int:
-    if isinstance(v, ListValue | ZSetValue | HashValue):
-        return len(v.items)
-    if isinstance(v, SetValue):
-        return len(v.members)
-    if isinstance(v, StreamValue):
-        return v.length
-    return 1
 
 
 def _history(path: Path) -> list[dict[str, Any]]:
@@ -488,9 +430,9 @@ def inspect_path(
     done = 0
     torn: list[dict[str, Any]] = []
     try:
-        if p.is_file() and _is_plain_rdb(p):
+        if p.is_file() and is_plain_rdb(p):
             out["input"] = "rdb"
-            _inspect_rdb(p, stats.rdb, files)
+            inspect_rdb(p, stats.rdb, files)
         else:
             out["input"] = "aof"
             out["history"] = _history(p)
@@ -536,22 +478,3 @@ def _other(
         torn.append(
             {"file": item.file, "offset": item.offset, "kind": item.kind, "detail": item.detail}
         )
-
-
-def _is_plain_rdb(p: Path) -> bool:
-    with open_input(p) as f:
-        head = f.read(9)
-    return head.startswith((b"REDIS", b"VALKEY")) and not p.name.endswith(".aof")
-
-
-def _inspect_rdb(p: Path, rdb: RdbStats, files: list[dict[str, Any]]) -> None:
-    size = p.stat().st_size
-    with open_input(p) as f:
-        reader = RdbReader(f, file=p.name)
-        files.append(
-            {"name": p.name, "kind": "rdb", "format": "rdb", "size": size, "seq": None,
-             "rdb_version": reader.header.version}
-        )  # fmt: skip
-        for ev in reader:
-            rdb.add(ev)
-        rdb.finish(reader.end_offset - 9)

@@ -3,23 +3,24 @@ tail in place; salvage or cut a point-in-time copy into a new directory."""
 
 from __future__ import annotations
 
-from typing import Any
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from types import ModuleType
+from typing import Any, TypeVar
 
 import click
 
 from persistence.aof import check as lib
 from persistence.errors import PersistenceError
+from tools.check_text import plain_report
 from tools.cli import CorruptInput, OperationalError, main, no_cyclic_gc, total_size
-from tools.render import (
-    check_report,
-    console,
-    copy_report,
-    dumps,
-    printable,
-    progress_bar,
-    progress_enabled,
-    timestamps_table,
-)
+
+A = TypeVar("A")
+B = TypeVar("B")
+
+# tools.render (and rich with it) is imported only when something is drawn with rich: a plain
+# check whose output is not a terminal prints tools/check_text.py lines (start-up time)
 
 
 def is_command(argv: list[bytes]) -> bool:
@@ -31,11 +32,55 @@ def is_command(argv: list[bytes]) -> bool:
     return cmd is not None and cmd.arity_ok(len(argv))
 
 
+def _fork_map(fn: Callable[[A], B], items: Sequence[A], jobs: int) -> list[B]:
+    """tools/parallel.py ``fork_map``, imported only when a big file is split (start-up)."""
+    from tools.parallel import fork_map
+
+    return fork_map(fn, items, jobs)
+
+
+def _copies() -> ModuleType:
+    import persistence.aof.copies
+
+    return persistence.aof.copies
+
+
+def _render() -> ModuleType:
+    import tools.render
+
+    return tools.render
+
+
+@contextmanager
+def _progress(path: str, off: bool) -> Iterator[Callable[[int], None] | None]:
+    """A progress bar over PATH when wanted (tools/render.py decides), else no callback."""
+    if off:
+        yield None
+        return
+    from tools.render import progress_bar, progress_enabled
+
+    with progress_bar(total_size(path), "check", enabled=progress_enabled(False)) as upd:
+        yield upd
+
+
 def _emit(as_json: bool, doc: dict[str, Any], renderable: object) -> None:
+    from tools.render import console, dumps
+
     if as_json:
         click.echo(dumps(doc))
     else:
         console(soft_wrap=True, highlight=False).print(renderable)
+
+
+def _emit_check(as_json: bool, doc: dict[str, Any]) -> None:
+    """The check report: plain when rich would print the same characters (check_text.py)."""
+    text = None if as_json else plain_report(doc, isatty=sys.stdout.isatty())
+    if text is not None:
+        click.echo(text, nl=False)
+        return
+    from tools.render import check_report
+
+    _emit(as_json, doc, None if as_json else check_report(doc))
 
 
 @main.command()
@@ -64,6 +109,15 @@ def _emit(as_json: bool, doc: dict[str, Any], renderable: object) -> None:
 @click.option("--no-checksum", is_flag=True, help="Do not verify RDB CRC64 checksums.")
 @click.option("--json", "as_json", is_flag=True, help="The result as JSON (stable schema).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Processes validating a big file in parallel (default: the usable CPUs, at most 4; "
+    "1: one process). Same result whatever N.",
+)
 def check(
     path: str,
     fix: bool,
@@ -76,6 +130,7 @@ def check(
     no_checksum: bool,
     as_json: bool,
     quiet: bool,
+    jobs: int | None,
 ) -> None:
     """Validate PATH (RDB file, AOF file, manifest or appendonlydir) and report the first
     problem: file, offset, line and an excerpt. Exits 0 when valid, 3 on any damage (a torn
@@ -85,6 +140,7 @@ def check(
     \b
     Example:
       valkey-aof check data/appendonlydir
+      valkey-aof check data/appendonlydir --jobs 2
       valkey-aof check data/appendonlydir --fix --dry-run
       valkey-aof check data/appendonlydir --salvage -o /tmp/repaired
       valkey-aof check data/appendonlydir --truncate-to-timestamp 1795694366 -o /tmp/pit
@@ -104,25 +160,25 @@ def check(
     try:
         if salvage:
             assert outdir is not None
-            rep = lib.salvage(path, outdir, is_command=is_command,
+            rep = _copies().salvage(path, outdir, is_command=is_command,
                               verify_checksum=not no_checksum)  # fmt: skip
-            _emit(as_json, rep.to_json(), copy_report(rep.to_json(), "salvaged copy"))
+            _emit(as_json, rep.to_json(), _render().copy_report(rep.to_json(), "salvaged copy"))
             return
         if ts is not None:
             assert outdir is not None
-            rep = lib.truncate_to_timestamp(path, outdir, ts)
-            _emit(as_json, rep.to_json(), copy_report(rep.to_json(), f"copy up to {ts}"))
+            rep = _copies().truncate_to_timestamp(path, outdir, ts)
+            _emit(as_json, rep.to_json(), _render().copy_report(rep.to_json(), f"copy up to {ts}"))
             return
         if list_timestamps:
-            marks, report = lib.timestamps(path)
+            marks, report = _copies().timestamps(path)
             rows = [{"file": f, "offset": o, "timestamp": t} for f, o, t in marks]
-            _emit(as_json, {"timestamps": rows, "ok": report.ok}, timestamps_table(rows))
+            doc = {"timestamps": rows, "ok": report.ok}
+            _emit(as_json, doc, _render().timestamps_table(rows))
             _damaged(report)
             return
-        enabled = progress_enabled(quiet or as_json)
-        with progress_bar(total_size(path), "check", enabled=enabled) as upd, no_cyclic_gc():
+        with _progress(path, quiet or as_json) as upd, no_cyclic_gc():
             report, _ = lib.check(path, verify_checksum=not no_checksum, is_command=is_command,
-                                  progress=upd)  # fmt: skip
+                                  progress=upd, jobs=jobs, pmap=_fork_map)  # fmt: skip
     except FileExistsError as e:
         raise OperationalError(str(e)) from e
     except PersistenceError as e:
@@ -131,7 +187,7 @@ def check(
         raise OperationalError(f"{e.filename or path}: {e.strerror or e}") from e
     doc = report.to_json()
     if not fix or report.problem is None:
-        _emit(as_json, doc, check_report(doc))
+        _emit_check(as_json, doc)
         _damaged(report)
         return
     _fix(report, doc, yes, dry_run, as_json)
@@ -145,6 +201,8 @@ def _damaged(report: lib.CheckReport) -> None:
 
 
 def _fix(report: lib.CheckReport, doc: dict[str, Any], yes: bool, dry: bool, as_json: bool) -> None:
+    from tools.render import check_report, console, dumps, printable
+
     p = report.problem
     assert (p is not None and p.offset is not None) or p is not None
     size = next((f.size for f in report.files if f.name == p.file), 0)

@@ -2,52 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
 from persistence.errors import PersistenceError
 from persistence.stats import inspect_path
 from tools.cli import CorruptInput, corrupt, main, no_cyclic_gc, total_size
-from tools.render import console, dumps, inspect_report, progress_bar, progress_enabled
+from tools.jsonout import dumps, progress_enabled
+from tools.keyspecs import key_positions, single_key
+from tools.keyspecs import load_table as _load_table
 
-if TYPE_CHECKING:
-    from engine.commands.table import Command
-
-
-def key_positions(argv: list[bytes]) -> list[int]:
-    """Where the keys are, from the one command table."""
-    lookup = _load_table()
-    cmd = lookup(argv)
-    return cmd.key_positions(argv) if cmd is not None else []
-
-
-def single_key(name: bytes) -> bool:
-    """True when the command's only key is argv[1] (a fast path for the statistics)."""
-    lookup = _load_table()
-    cmd = lookup([name])
-    return (
-        cmd is not None
-        and not cmd.container
-        and cmd.keys_fn is None
-        and cmd.first_key == 1
-        and cmd.last_key == 1
-    )
-
-
-_lookup: list[Callable[[list[bytes]], Command | None]] = []
-
-
-def _load_table() -> Callable[[list[bytes]], Command | None]:
-    """The table's lookup, importing the engine's commands on first use only: an RDB input
-    (no commands) does not pay for them."""
-    if not _lookup:
-        import engine.commands  # noqa: F401 - registers every command in the table
-        from engine.commands.table import lookup
-
-        _lookup.append(lookup)
-    return _lookup[0]
+__all__ = ["_load_table", "inspect", "key_positions", "single_key"]
 
 
 @main.command()
@@ -68,9 +36,9 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
       valkey-aof inspect data/appendonlydir
       valkey-aof inspect dump.rdb --json | jq .rdb.biggest_keys
     """
-    with progress_bar(
-        total_size(path), "inspect", enabled=progress_enabled(quiet or as_json)
-    ) as upd:
+    # rich (tools.render) only for a progress bar or the text report: --json does without it
+    bar = progress_enabled(quiet or as_json)
+    with _progress(total_size(path)) if bar else contextlib.nullcontext(None) as upd:
         try:
             with no_cyclic_gc():
                 data: dict[str, Any] = inspect_path(
@@ -82,8 +50,16 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
     if as_json:
         click.echo(dumps(data))
     else:
+        from tools.render import console, inspect_report
+
         console(soft_wrap=False).print(inspect_report(data))
     p = data.get("problem")
     if p:
         where = f"{p['file']}, offset {p['offset']}" if p["offset"] is not None else p["file"]
         raise CorruptInput(f"{where}: {p['message']}")
+
+
+def _progress(total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]:
+    from tools.render import progress_bar
+
+    return progress_bar(total, "inspect", enabled=True)

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import sys
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
@@ -16,6 +15,11 @@ from rich.console import Console, Group, RenderableType
 from rich.panel import Panel
 from rich.table import Table
 from rich.text import Text
+
+# re-exported: the commands import these from here
+from tools.jsonout import dumps as dumps
+from tools.jsonout import printable as printable
+from tools.jsonout import progress_enabled as progress_enabled
 
 SPARKS = "▁▂▃▄▅▆▇█"
 BLOCKS = " ▏▎▍▌▋▊▉█"
@@ -223,34 +227,14 @@ def _rdb_parts(r: dict[str, Any]) -> list[RenderableType]:
 # ---- check --------------------------------------------------------------------------------
 
 
-def analyzed_line(f: dict[str, Any]) -> str:
-    """valkey-check-aof's summary line (src/valkey-check-aof.c checkSingleAof)."""
-    return (
-        f"AOF analyzed: filename={f['name']}, size={f['size']}, ok_up_to={f['ok_up_to']}, "
-        f"ok_up_to_line={f['ok_up_to_line']}, diff={f['diff']}"
-    )
-
-
 def check_report(data: dict[str, Any]) -> RenderableType:
-    """The ``valkey-aof check`` report from :meth:`CheckReport.to_json` data."""
-    parts: list[RenderableType] = []
-    for f in data["files"]:
-        if f["status"] == "unchecked":
-            parts.append(Text(f"{f['name']}: not checked (after the first problem)", "dim"))
-            continue
-        if f["status"] == "missing":
-            continue
-        label = {"base": "BASE AOF", "incr": "INCR AOF", "rdb": "RDB"}.get(f["kind"], "AOF")
-        if f["format"] in ("resp", "preamble"):
-            parts.append(Text(analyzed_line(f)))
-        style = {"ok": "green", "empty": "green", "damaged": "red bold"}.get(f["status"], "")
-        word = {"ok": "is valid", "empty": "is empty", "damaged": "is not valid"}[f["status"]]
-        fmt = f" (RDB v{f['rdb_version']})" if f.get("rdb_version") else ""
-        parts.append(Text(f"{label} {f['name']}{fmt} {word}", style))
+    """The ``valkey-aof check`` report from :meth:`CheckReport.to_json` data (its lines come from
+    tools/check_text.py, which ``check`` also prints without rich)."""
+    from tools.check_text import status_lines
+
+    parts: list[RenderableType] = [Text(text, style) for text, style in status_lines(data)]
     p = data.get("problem")
     if p is None:
-        if data["input"] == "manifest":
-            parts.append(Text("All AOF files and manifest are valid", "green bold"))
         return Group(*parts)
     body = Table.grid(padding=(0, 2))
     body.add_row("file", p["file"])
@@ -327,16 +311,6 @@ def progress_bar(total: int, label: str, *, enabled: bool) -> Iterator[Callable[
         yield lambda done: prog.update(task, completed=done)
 
 
-def progress_enabled(quiet: bool) -> bool:
-    return not quiet and sys.stderr.isatty()
-
-
-def printable(text: str) -> str:
-    """Text that any terminal encoding accepts: a file name decoded with surrogateescape (a
-    manifest may name a non-UTF-8 file) keeps its undecodable bytes as ``\\udcXX`` escapes."""
-    return text.encode("utf-8", "backslashreplace").decode("utf-8")
-
-
 class _SafeFile:
     """stdout for rich that never raises on lone surrogates."""
 
@@ -358,10 +332,3 @@ def console(**kw: Any) -> Console:
     import sys
 
     return Console(file=_SafeFile(sys.stdout), **kw)  # type: ignore[arg-type]
-
-
-def dumps(doc: Any) -> str:
-    """``--json`` output: UTF-8 text, undecodable file-name bytes as escapes."""
-    import json
-
-    return printable(json.dumps(doc, ensure_ascii=False, indent=1, default=list))

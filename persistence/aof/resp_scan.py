@@ -8,10 +8,12 @@ three paths parse it, fastest first; each gives exactly what the next would, or 
   ``$``: memchr finds them) nor a ``*`` with six digits (hiredis would allocate the announced
   array), are parsed by ONE hiredis call as the array ``*<K>\\r\\n`` + segment, K = the number
   of ``*`` bytes (of ``\\r\\n*`` when an argument holds a ``*``). The result is taken only when
-  hiredis consumed the whole segment into K non-empty lists of bytes (a ``b"".join``
-  type-checks every argument in C); then the segment is canonical RESP and its commands come
-  out as one :class:`CommandRun`, without an object per command (when K was the ``*`` count,
-  splitting the segment at its ``*`` bytes gives each command's size).
+  hiredis consumed the whole segment into K non-empty lists of bytes (``list.extend`` and
+  ``b"".join`` type-check every argument in C and count them); then the segment is canonical
+  RESP and its commands come out as one :class:`CommandRun`, without an object per command
+  (when K was the ``*`` count, splitting the segment at its ``*`` bytes gives each command's
+  size). A run is cut after each ``special`` command; a segment that misses a letter of every
+  special word (a few memchr scans) cannot hold one, and no command name is looked up.
 - *Per command*: ``hiredis.Reader.gets`` one reply at a time, each command's size computed from
   its argv (Valkey writes canonical RESP, and hiredis rejects non-canonical lengths, so
   ``size = len("*<argc>\\r\\n") + sum(len("$<len>\\r\\n") + len + 2)``); every computed start
@@ -21,21 +23,47 @@ three paths parse it, fastest first; each gives exactly what the next would, or 
   items: it follows src/aof.c ``loadSingleAppendOnlyFile`` byte by byte and reports precise
   errors.
 
-Memory stays at about one chunk plus the largest command.
+Memory stays at about one chunk plus the largest command. A plain file is refilled by reading
+the unconsumed tail again with the next chunk (no concatenation copy).
 """
 
 from __future__ import annotations
 
+import io
 import re
+from collections import deque
 from collections.abc import Iterator
-from dataclasses import dataclass
-from itertools import accumulate, chain, repeat
-from operator import add, itemgetter
+from operator import itemgetter
 from typing import BinaryIO
 
 import hiredis
 
+from persistence.aof.scan_items import (
+    ARG_SIZE,
+    ARGC_SIZE,
+    Annotation,
+    AofCommand,
+    CommandRun,
+    canonical_size,
+    command_sizes,
+    run_size,
+)
 from persistence.errors import FormatError, TruncatedError
+
+# the scanner's API: the items it yields are defined in scan_items.py and re-exported here
+__all__ = [
+    "CHUNK",
+    "SEG",
+    "Annotation",
+    "AofCommand",
+    "CommandRun",
+    "RespScanner",
+    "ScanItem",
+    "TornError",
+    "canonical_size",
+    "command_sizes",
+    "run_size",
+]
 
 CHUNK = 1 << 20
 FEED = 1 << 14  # bytes handed to hiredis at a time
@@ -53,134 +81,12 @@ _HAZARDS = tuple(b"#+(=~|%>")
 _BIG_ARRAY = re.compile(rb"\*[0-9]{6}")
 _first = itemgetter(0)
 
-# per-argument canonical size: len("$<n>\r\n") + n + 2, cached for small n
-_ARG_SIZE_CACHE = 10_000
-_ARG_SIZE = [n + 5 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
-_ARGC_SIZE = [3 + len(str(n)) for n in range(_ARG_SIZE_CACHE)]
-
 BAD_FORMAT = "Bad file format reading the append only file"  # src/aof.c fmterr
 UNEXPECTED_EOF = "Unexpected end of file reading the append only file"  # src/aof.c uxeof
 # hiredis allocates an aggregate of the announced size as soon as it reads the header (a damaged
 # ``*2147483647`` costs 16 GB): it is never fed one of 100000 or more; the exact scanner reads
 # those (same guard as persistence/resp/parser.py)
 _BIG_AGGREGATE = re.compile(rb"[*%~>|][0-9]{6}")
-
-
-def canonical_size(argv: list[bytes]) -> int:
-    """Bytes taken by ``argv`` written canonically (as :func:`encode_command` writes it)."""
-    n = len(argv)
-    try:
-        return _ARGC_SIZE[n] + sum(map(_ARG_SIZE.__getitem__, map(len, argv)))
-    except IndexError:
-        return 3 + len(str(n)) + sum(len(a) + 5 + len(str(len(a))) for a in argv)
-
-
-def run_size(argvs: list[list[bytes]]) -> int:
-    """Bytes taken by the commands ``argvs`` written canonically."""
-    try:
-        return sum(map(_ARGC_SIZE.__getitem__, map(len, argvs))) + sum(
-            map(_ARG_SIZE.__getitem__, map(len, chain.from_iterable(argvs)))
-        )
-    except IndexError:
-        return sum(map(canonical_size, argvs))
-
-
-def command_sizes(argvs: list[list[bytes]]) -> list[int]:
-    """The canonical size of each command of ``argvs`` (column-wise in C when every command
-    has the same argument count, as in a run of SETs)."""
-    n = len(argvs[0]) if argvs else 0
-    if 0 < n <= 8 and len(set(map(len, argvs))) == 1:
-        size = _ARG_SIZE.__getitem__
-        try:
-            total: Iterator[int] = repeat(_ARGC_SIZE[n])
-            for j in range(n):
-                total = map(add, total, map(size, map(len, map(itemgetter(j), argvs))))
-            return list(total)
-        except IndexError:
-            pass
-    return list(map(canonical_size, argvs))
-
-
-@dataclass(slots=True)
-class AofCommand:
-    """One command: argv, file, byte offset, size, last ``#TS:`` seconds seen, db it runs in."""
-
-    argv: list[bytes]
-    file: str
-    offset: int
-    size: int
-    timestamp: int | None = None
-    db: int = 0
-
-
-@dataclass(slots=True)
-class Annotation:
-    """A ``#`` line; ``timestamp`` is set for a valid ``#TS:<n>`` annotation."""
-
-    offset: int
-    size: int
-    text: bytes
-    timestamp: int | None
-
-
-@dataclass(slots=True)
-class CommandRun:
-    """Consecutive commands of one file with the same last ``#TS`` and db: ``argvs`` start at
-    byte ``offset`` and take ``size`` bytes. A scanner's special command always ends a run."""
-
-    argvs: list[list[bytes]]
-    file: str
-    offset: int
-    size: int
-    timestamp: int | None = None
-    db: int = 0
-    cmds: list[AofCommand] | None = None  # the per-command objects, when already made
-    # the scanner's buffer, when every '*' in raw[raw_at:raw_at+size] starts a command
-    raw: bytes | None = None
-    raw_at: int = 0
-
-    @classmethod
-    def of(cls, cmds: list[AofCommand]) -> CommandRun:
-        first, last = cmds[0], cmds[-1]
-        size = last.offset + last.size - first.offset
-        argvs = [c.argv for c in cmds]
-        return cls(argvs, first.file, first.offset, size, first.timestamp, first.db, cmds)
-
-    def sizes(self) -> list[int]:
-        """The size of each command."""
-        if self.cmds is not None:
-            return [c.size for c in self.cmds]
-        if self.raw is not None:  # split at the '*'s: each piece is a command but its '*'
-            pieces = self.raw[self.raw_at : self.raw_at + self.size].split(b"*")
-            return list(map(add, map(len, pieces[1:]), repeat(1)))
-        return command_sizes(self.argvs)
-
-    def commands(self) -> list[AofCommand]:
-        """The run as :class:`AofCommand` objects (offsets and sizes of each command)."""
-        if self.cmds is None:
-            sizes = self.sizes()
-            offsets = accumulate(sizes, initial=self.offset)
-            self.cmds = list(
-                map(AofCommand, self.argvs, repeat(self.file), offsets, sizes,
-                    repeat(self.timestamp), repeat(self.db))
-            )  # fmt: skip
-        return self.cmds
-
-    def split_last(self) -> tuple[CommandRun | None, AofCommand]:
-        """(the run without its last command or None, that last command)."""
-        if self.cmds is not None:
-            last = self.cmds[-1]
-            rest = CommandRun.of(self.cmds[:-1]) if len(self.cmds) > 1 else None
-            return rest, last
-        argv = self.argvs[-1]
-        size = canonical_size(argv)
-        at = self.offset + self.size - size
-        last = AofCommand(argv, self.file, at, size, self.timestamp, self.db)
-        if len(self.argvs) == 1:
-            return None, last
-        rest = CommandRun(self.argvs[:-1], self.file, self.offset, self.size - size,
-                          self.timestamp, self.db, raw=self.raw, raw_at=self.raw_at)  # fmt: skip
-        return rest, last
 
 
 class TornError(TruncatedError):
@@ -198,8 +104,9 @@ def _last_start(buf: bytes, pos: int, at: int) -> int:
     return i + 2 if i >= pos else -1
 
 
-def _parse_segment(buf: bytes, pos: int, stop: int, k: int) -> list[list[bytes]] | None:
-    """buf[pos:stop] as exactly ``k`` non-empty arrays of bulk strings, or None."""
+def _parse_segment(buf: bytes, pos: int, stop: int, k: int) -> tuple[list[list[bytes]], int] | None:
+    """(buf[pos:stop] as exactly ``k`` non-empty arrays of bulk strings, their number of
+    arguments), or None."""
     reader = hiredis.Reader()
     reader.feed(b"*%d\r\n" % k)
     reader.feed(buf, pos, stop - pos)
@@ -209,11 +116,16 @@ def _parse_segment(buf: bytes, pos: int, stop: int, k: int) -> list[list[bytes]]
         return None
     if type(cmds) is not list or reader.has_data() or not all(cmds):
         return None
+    # flatten (list.extend per command is cheaper than chain.from_iterable) and type-check:
+    # join raises TypeError unless every argument is bytes, extend unless every command is
+    # iterable; the count of arguments comes for free
+    args: list[bytes] = []
     try:
-        b"".join(chain.from_iterable(cmds))  # TypeError unless every argument is bytes
+        deque(map(args.extend, cmds), 0)
+        b"".join(args)
     except TypeError:
         return None
-    return cmds
+    return cmds, len(args)
 
 
 class RespScanner:
@@ -243,14 +155,31 @@ class RespScanner:
         self.timestamp: int | None = None  # last #TS seen; stamped on each command
         self.db = 0  # stamped on each command; the reader updates it on SELECT
         self.special: frozenset[bytes] = frozenset()  # argv[0] values that end a batch
+        self._letters_of: frozenset[bytes] | None = None  # the special set _letters is for
+        self._letters: list[list[tuple[bytes, bytes]]] = []  # per special word: its letters
         self._seg_after = -1  # file offset before which the segment path is not tried again
         self._memo = [(0, 0, -1)] * len(_HAZARDS)
+        # a plain file positioned just past the buffer: _fill may seek back in it
+        self._reread = isinstance(f, io.BufferedReader) and f.tell() == base_offset + len(initial)
 
     # -- buffer ---------------------------------------------------------------------------
     def _fill(self) -> bool:
         """Append one chunk to the buffer (dropping consumed bytes). False at EOF."""
         if self.eof:
             return False
+        if self.pos and self._reread:
+            # a plain file: read the unconsumed tail again with the next chunk, in one piece,
+            # rather than concatenating (a 1 MB copy per chunk)
+            keep = len(self.buf) - self.pos
+            self.f.seek(-keep, 1)
+            data = self.f.read(keep + self.chunk)
+            if len(data) <= keep:
+                self.eof = True
+                return False
+            self.base += self.pos
+            self.buf = data
+            self.pos = 0
+            return True
         more = self.f.read(self.chunk)
         if not more:
             self.eof = True
@@ -289,8 +218,9 @@ class RespScanner:
             yield from batch
 
     # -- segment path -----------------------------------------------------------------------
-    def _segment(self) -> tuple[list[list[bytes]], int, int, bool] | None:
-        """(commands, start, end) of a segment at pos parsed in one hiredis call, or None."""
+    def _segment(self) -> tuple[list[list[bytes]], int, int, bool, int] | None:
+        """(commands, start, end, stars, arguments) of a segment at pos parsed in one hiredis
+        call, or None."""
         if len(self.buf) - self.pos < SEG and not self.eof:
             self._fill()
         buf = self.buf
@@ -314,18 +244,35 @@ class RespScanner:
             if stop < 0:
                 return None
         k = buf.count(b"*", pos, stop)
-        cmds = _parse_segment(buf, pos, stop, k)
-        stars = cmds is not None  # every '*' of the segment starts a command
-        if cmds is None:
+        parsed = _parse_segment(buf, pos, stop, k)
+        stars = parsed is not None  # every '*' of the segment starts a command
+        if parsed is None:
             k2 = buf.count(b"\r\n*", pos, stop) + 1  # '*' bytes inside arguments
             if k2 == k:
                 return None
-            cmds = _parse_segment(buf, pos, stop, k2)
-            if cmds is None:
+            parsed = _parse_segment(buf, pos, stop, k2)
+            if parsed is None:
                 # not plain commands: the other paths take this stretch (and say why)
                 self._seg_after = self.base + stop
                 return None
-        return cmds, pos, stop, stars
+        return parsed[0], pos, stop, stars, parsed[1]
+
+    def _may_hold(self, pos: int, stop: int) -> bool:
+        """False when no ``special`` word can be in buf[pos:stop]: each word misses a letter
+        (in either case) there. A few memchr scans instead of hashing every command name."""
+        if self._letters_of is not self.special:
+            self._letters_of = self.special
+            words = {w.upper() for w in self.special}
+            self._letters = [sorted({(bytes([c]).lower(), bytes([c]).upper()) for c in w})
+                             for w in words]  # fmt: skip
+        find = self.buf.find
+        for letters in self._letters:
+            for lower, upper in letters:
+                if find(lower, pos, stop) < 0 and find(upper, pos, stop) < 0:
+                    break  # this word cannot be here
+            else:
+                return True
+        return False
 
     def _hazard(self, pos: int, stop: int) -> int:
         """Index of the first hazard byte in buf[pos:stop], else ``stop``. Remembers, per byte,
@@ -347,15 +294,15 @@ class RespScanner:
         return cut
 
     def _seg_runs(
-        self, cmds: list[list[bytes]], pos: int, stop: int, stars: bool
+        self, cmds: list[list[bytes]], pos: int, stop: int, stars: bool, nargs: int
     ) -> Iterator[CommandRun]:
         buf = self.buf if stars else None
         start = self.base + pos
         self.pos = stop
         special = self.special
-        if not special or special.isdisjoint(map(_first, cmds)):
+        if not special or not self._may_hold(pos, stop) or special.isdisjoint(map(_first, cmds)):
             yield CommandRun(cmds, self.file, start, stop - pos, self.timestamp, self.db,
-                             raw=buf, raw_at=pos)  # fmt: skip
+                             raw=buf, raw_at=pos, nargs=nargs)  # fmt: skip
             return
         end = start + stop - pos
         a = 0
@@ -427,7 +374,7 @@ class RespScanner:
         special = self.special
         stop_at_special = False
         full = False
-        sizes = _ARG_SIZE
+        sizes = ARG_SIZE
         arg_size = sizes.__getitem__
         ok = True
         while True:
@@ -469,7 +416,7 @@ class RespScanner:
                 else:
                     if not all(map(bytes.__instancecheck__, reply)):
                         raise TypeError
-                    size = _ARGC_SIZE[n] + sum(map(arg_size, map(len, reply)))
+                    size = ARGC_SIZE[n] + sum(map(arg_size, map(len, reply)))
             except IndexError:
                 try:
                     size = canonical_size(reply)
