@@ -100,6 +100,17 @@ def rss(pid: int) -> int:
 SERVER_CORE, CLIENT_CORE = 0, 1
 
 
+def compile_packages() -> None:
+    """Write our modules' bytecode, as ``pip install`` does for a user. This machine sets
+    PYTHONDONTWRITEBYTECODE=1, so an editable checkout would otherwise compile every module from
+    source in every tool process (30-50 ms of a check or inspect run). Python still reads .pyc
+    files under that setting; compileall writes them regardless."""
+    root = Path(__file__).resolve().parent.parent
+    pkgs = [str(root / p) for p in ("engine", "persistence", "tools")]
+    subprocess.run([sys.executable, "-m", "compileall", "-q", *pkgs], check=True,
+                   stdout=subprocess.DEVNULL)  # fmt: skip
+
+
 def pinning() -> bool:
     return cpu_count() >= 2 and shutil.which("taskset") is not None
 

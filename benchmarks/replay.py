@@ -33,7 +33,7 @@ sys.path.insert(0, str(HERE.parent))
 from tools.replay import ReplayOptions, replay  # noqa: E402
 
 sys.path.append(str(HERE))
-from _common import Figure, table, valkey  # noqa: E402
+from _common import Figure, compile_packages, table, valkey  # noqa: E402
 from formats import make_aof  # noqa: E402
 from realserver import free_port  # noqa: E402
 
@@ -137,6 +137,7 @@ def replay_seconds(
 
 def measure(aof_dir: Path, keys: int, runs: int, work: Path) -> list[Figure]:
     """Replay commands/s of ours (standalone, 3-node cluster) and of ``redis-cli --pipe``."""
+    compile_packages()
     n, t_cli, t_ours, t_cl = replay_seconds(aof_dir, keys, runs, work)
     ref = [n / t for t in t_cli]
     return [

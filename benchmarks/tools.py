@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import Figure, dir_size, samples, table
+from _common import Figure, compile_packages, dir_size, samples, table
 from formats import make_aof
 from realserver import valkey_tool
 
@@ -42,6 +42,7 @@ def measure(aof_dir: Path, runs: int, work: Path) -> list[Figure]:
     checker = valkey_tool("valkey-check-aof", work)
     manifest = str(aof_dir / "appendonly.aof.manifest")
     me = [sys.executable, "-c", "from tools.app import run; run()"]
+    compile_packages()
     theirs, check, inspect = [], [], []
     for _ in range(runs):  # interleaved, so machine noise hits all three alike
         theirs += samples(1, lambda: run([checker, manifest]))
