@@ -25,7 +25,7 @@ from binascii import crc_hqx
 from collections import Counter
 from collections.abc import Callable
 from itertools import repeat
-from operator import and_, itemgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +103,8 @@ class AofStats:
         # argv[0] as written -> [count, bytes, special, upper-case name]
         self.by_name: dict[bytes, list[Any]] = {}
         self.by_db: dict[int, list[int]] = {}
-        self.slots: Counter[int] = Counter()  # slot -> keys written (counted in C)
+        # CRC16 or slot -> keys written (counted in C); folded to slots (& 0x3FFF) by result()
+        self.slots: Counter[int] = Counter()
         self.keys = DistinctCounter()
         self.top_writes = HeavyHitters()
         self.top_bytes = HeavyHitters()
@@ -232,7 +233,7 @@ class AofStats:
             self.slots.update(map(key_slot, keys))
         else:  # no hash tags: the slot is CRC16(key) & 0x3FFF (src/cluster.c keyHashSlot);
             # binascii's CRC-CCITT is CRC-16/XMODEM, one C call per key (tests/test_inspect_fast)
-            self.slots.update(map(and_, map(crc_hqx, keys, repeat(0)), repeat(0x3FFF)))
+            self.slots.update(map(crc_hqx, keys, repeat(0)))  # masked in _slot_counts
         self.keys.add_many(keys)
         # while every key so far came with one same command size w, the top keys by bytes are
         # those by writes times w (same keys, same prunes, counts and error times w): kept as
@@ -370,8 +371,11 @@ def _same_size(run: CommandRun) -> list[int] | int:
     return run.sizes()
 
 
-def _slot_counts(slots: Counter[int]) -> dict[str, int]:
-    """Keys per slot, by slot (the loops in C)."""
+def _slot_counts(crcs: Counter[int]) -> dict[str, int]:
+    """Keys per slot, by slot, from counts by CRC16 of the key (or by slot already)."""
+    slots: Counter[int] = Counter()
+    for crc, n in crcs.items():  # at most 65,536 entries
+        slots[crc & 0x3FFF] += n
     used = sorted(slots)
     return dict(zip(map(str, used), map(slots.__getitem__, used)))
 
