@@ -1,0 +1,136 @@
+"""The server's per-command cost without sockets: CPU time and instructions per command.
+
+    python benchmarks/hotpath.py [SET GET LPUSH HSET] [--pipeline 16] [--commands 200000]
+    python benchmarks/hotpath.py SET --pipeline 1 --callgrind   # instructions per command
+
+An in-process ``Server`` with the AOF on (``appendfsync everysec``, a temporary directory) and
+50 connections on fake transports gets redis-benchmark's requests (random keys out of 100 k,
+3-byte values) in reads of ``--pipeline`` commands each; ``Server.flush`` (the AOF write, then
+the replies) runs after every round of 50 reads, as after an event-loop turn. This is the
+Python work of the real server minus the event loop and the system calls, so the figures are
+steady on a noisy machine where redis-benchmark's are not. ``--callgrind`` runs this script
+under valgrind twice (N and 3N commands) and prints the difference per command: instructions
+do not depend on the machine's load at all. Not part of ``run.py`` (there is no reference to
+compare with); the README's Performance section quotes its figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from engine.engine import Engine
+from engine.server import config_file
+from engine.server.durability import AofWriter, load_data
+from engine.server.server import Connection, Server
+from persistence.aof.encoder import encode_command
+
+CLIENTS = 50
+REQUESTS: dict[str, Callable[[int], list[bytes]]] = {
+    "SET": lambda i: [b"SET", b"key:%012d" % (i % 100_000), b"xxx"],
+    "GET": lambda i: [b"GET", b"key:%012d" % (i % 100_000)],
+    "LPUSH": lambda i: [b"LPUSH", b"mylist", b"xxx"],
+    "HSET": lambda i: [b"HSET", b"myhash", b"element:%012d" % (i % 100_000), b"xxx"],
+}
+
+
+class FakeTransport:
+    """What Server.flush and Connection use of a transport."""
+
+    def __init__(self) -> None:
+        self.sent = 0
+
+    def write(self, data: bytes) -> None:
+        self.sent += len(data)
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 6379)
+
+    def close(self) -> None:
+        pass
+
+
+def run(name: str, pipeline: int, commands: int) -> float:
+    """Seconds of CPU per command."""
+    work = tempfile.mkdtemp(prefix="vaof-hotpath-")
+    cwd = os.getcwd()
+    os.chdir(work)
+    try:
+        config, _ = config_file.load(["--appendonly", "yes", "--dir", work, "--save", ""])
+        engine = Engine(config)
+        load_data(engine)
+        aof = AofWriter(engine)
+        aof.open()
+        srv = Server(engine, aof)
+        conns = []
+        for _ in range(CLIENTS):
+            c = Connection(srv)
+            c.connection_made(FakeTransport())  # type: ignore[arg-type]
+            conns.append(c)
+        make = REQUESTS[name]
+        reads = [
+            b"".join(encode_command(make(j * pipeline + k)) for k in range(pipeline))
+            for j in range(commands // pipeline // CLIENTS + 1)
+        ]
+        t0 = time.process_time()
+        n = 0
+        for data in reads:
+            for c in conns:
+                c.data_received(data)
+            n += pipeline * CLIENTS
+            srv.flush()
+        spent = time.process_time() - t0
+        aof.close()
+        return spent / n
+    finally:
+        os.chdir(cwd)
+
+
+def callgrind(name: str, pipeline: int, commands: int) -> float:
+    """Instructions per command: two valgrind runs, N and 3N commands, their difference."""
+    counts = []
+    for n in (commands, 3 * commands):
+        cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
+               __file__, name, "--pipeline", str(pipeline), "--commands", str(n)]  # fmt: skip
+        err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+        m = re.search(r"Collected : ([\d,]+)", err)
+        if m is None:
+            raise SystemExit(f"no callgrind total in: {err[-500:]}")
+        counts.append(int(m.group(1).replace(",", "")))
+    return (counts[1] - counts[0]) / (2 * commands)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    ap.add_argument("names", nargs="*", default=list(REQUESTS), metavar="NAME")
+    ap.add_argument("--pipeline", type=int, default=16)
+    ap.add_argument("--commands", type=int, default=None)
+    ap.add_argument("--callgrind", action="store_true", help="instructions per command")
+    args = ap.parse_args()
+    for name in args.names:
+        if args.callgrind:
+            ir = callgrind(name, args.pipeline, args.commands or 5000)
+            print(f"{name} -P {args.pipeline}: {ir:,.0f} instructions per command")
+        else:
+            us = run(name, args.pipeline, args.commands or 200_000) * 1e6
+            print(f"{name} -P {args.pipeline}: {us:.2f} µs of CPU per command")
+
+
+if __name__ == "__main__":
+    main()
