@@ -382,18 +382,24 @@ class RequestParser:
         max_bulk = self._max_bulk
         small = 10000 if max_bulk >= 10000 else max_bulk + 1  # sizes below need no max check
         overhead = _BULK_OVERHEAD
-        for arg in cmd:
-            if type(arg) is not bytes or buf[p] != 0x24:
-                return -1
-            size = len(arg)
-            if size < small:
-                p += size + overhead[size]
-            elif size > max_bulk:
-                return -1
-            else:
-                p += size + len(b"%d" % size) + 5
-            if buf[p - 2] != 13 or buf[p - 1] != 10:
-                return -1
+        try:
+            for arg in cmd:
+                # a '$' where each element starts: hiredis read a bulk there, so ``arg`` is bytes
+                # (or None for $-1, whose len() raises); a simple string, verbatim string or
+                # nested aggregate element fails this test at its own start
+                if buf[p] != 0x24:
+                    return -1
+                size = len(arg)
+                if size < small:
+                    p += size + overhead[size]
+                elif size > max_bulk:
+                    return -1
+                else:
+                    p += size + len(b"%d" % size) + 5
+                if buf[p - 2] != 13 or buf[p - 1] != 10:
+                    return -1
+        except TypeError:
+            return -1
         return p
 
     def _fail(self, message: str) -> ProtocolError:
