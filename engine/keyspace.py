@@ -91,10 +91,9 @@ class Database:
     def set(self, key: bytes, value: Any, *, keep_ttl: bool = False) -> None:
         """Store ``value`` (overwriting); the old TTL goes unless ``keep_ttl`` (setKey)."""
         old = self.data.get(key)
-        if old is not None:
-            if old is not value and key in self.volatile_keys:  # (_forget, inlined)
-                self.volatile_keys.discard(key)
-        elif self.slot_keys is not None:
+        if old is not None and old is not value:
+            self._forget(key, old)
+        elif old is None and self.slot_keys is not None:
             self._index(key)
         self.data[key] = value
         if not keep_ttl and key in self.expires:

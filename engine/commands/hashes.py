@@ -184,13 +184,10 @@ def _hset(ctx: Ctx, argv: list[bytes], name: bytes) -> int:
             expired += exp
         if had_volatile:
             untrack_if_persistent(ctx.db, key, h)
-    engine = ctx.engine
-    if engine.keyspace.watchers:  # (ctx.modified and ctx.notify only when needed)
-        ctx.modified(key)
+    ctx.modified(key)
     if expired:
         overwrote_expired(ctx, key, expired)
-    if engine.notify_flags:
-        ctx.notify("h", b"hset", key)
+    ctx.notify("h", b"hset", key)
     ctx.dirty += (n - 2) // 2
     return created
 

@@ -94,13 +94,10 @@ def _push(ctx: Ctx, argv: list[bytes], head: bool, xx: bool) -> Any:
     elif type(lst) is not List:
         raise CommandError(WRONGTYPE)
     values = argv[2:]
-    engine = ctx.engine
-    lst.push(values, head, engine.config.values["list-max-listpack-size"])
+    lst.push(values, head, ctx.engine.config.values["list-max-listpack-size"])
     ctx.dirty += len(values)
-    if engine.keyspace.watchers:  # (ctx.modified and ctx.notify only when needed)
-        ctx.modified(key)
-    if engine.notify_flags:
-        ctx.notify("l", b"lpush" if head else b"rpush", key)
+    ctx.modified(key)
+    ctx.notify("l", b"lpush" if head else b"rpush", key)
     return len(lst.items)
 
 

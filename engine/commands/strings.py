@@ -76,17 +76,14 @@ def _delete_expired_overwrite(ctx: Ctx, key: bytes) -> None:
 @command("set", -3, "write denyoom", 1, 1, 1, acl="@write @string @slow")
 def set_(ctx: Ctx, argv: list[bytes]) -> Any:
     key, value = argv[1], argv[2]
-    if len(argv) == 3:  # the common case (ctx.modified and ctx.notify only when needed)
+    if len(argv) == 3:  # the common case
         db = ctx.db
         if key in db.expires:
             db.lookup(ctx, key)  # lookupKeyWrite: an expired key is expired first
         db.set(key, value)
         ctx.dirty += 1
-        engine = ctx.engine
-        if engine.keyspace.watchers:
-            ctx.modified(key)
-        if engine.notify_flags:
-            ctx.notify("$", b"set", key)
+        ctx.modified(key)
+        ctx.notify("$", b"set", key)
         return OK
     nx = xx = get_old = keepttl = False
     ifeq: bytes | None = None

@@ -153,7 +153,6 @@ class Server:
         self._limits: dict[str, tuple[int, int, int]] = {}
         self._limits_text = ""
         self.durability = Durability(engine, aof)  # SAVE/BGSAVE/BGREWRITEAOF, cron, INFO
-        self.config_values = engine.config.values  # CONFIG SET changes it in place
 
     # -- command processing ---------------------------------------------------------------
     def process(self, conn: Connection) -> None:
@@ -169,7 +168,7 @@ class Server:
         # a command propagated as it came is written to the AOF as the bytes it came in
         # (RequestParser.last_raw: the same bytes encode_command would make, without the work)
         aof = self.aof
-        if aof is not None and (self.effect_listeners or self.config_values[TIMESTAMPS]):
+        if aof is not None and (self.effect_listeners or engine.config.values[TIMESTAMPS]):
             aof = None
         parser = conn.parser
         while conn.blocked is None and not conn.closing:

@@ -18,7 +18,6 @@ announced bulk longer than proto-max-bulk-len.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from typing import Final
 
@@ -163,17 +162,17 @@ _ARRAY_HDR_LEN = [len(b"*%d\r\n" % i) for i in range(10000)]
 # hiredis allocates an aggregate of the announced size as soon as it reads the header (and
 # frees it element by element): never show it an aggregate header of 100000 or more. False
 # positives inside bulk data only cost a trip through the slow path.
-_BIG_AGGREGATE = re.compile(rb"[*%~>|][0-9]{6}")
-# The same search without the regex engine, whose set-up costs more than a small read: bytes map
-# to a class letter (m: an aggregate type byte, d: a digit, x: anything else), then one find
+# The search is for rb"[*%~>|][0-9]{6}" without the regex engine, whose set-up costs more than a
+# small read: bytes map to a class letter (m: an aggregate type byte, d: a digit, x: anything
+# else), then one find (tests/test_resp_properties.py holds it to the regex)
 _BYTE_CLASS = bytes(
     0x6D if b in b"*%~>|" else 0x64 if 0x30 <= b <= 0x39 else 0x78 for b in range(256)
 )
 
 
-def find_big_aggregate(buf: bytearray, start: int) -> int:
-    """End offset of the first ``_BIG_AGGREGATE`` match in ``buf[start:]``, else -1."""
-    i = buf[start:].translate(_BYTE_CLASS).find(b"mdddddd")
+def find_big_aggregate(buf: bytes | bytearray, start: int) -> int:
+    """End offset of the first big aggregate header in ``buf[start:]``, else -1."""
+    i = (buf[start:] if start else buf).translate(_BYTE_CLASS).find(b"mdddddd")
     return -1 if i < 0 else start + i + 7
 
 
@@ -257,8 +256,8 @@ class RequestParser:
             if start < old or type(data) is not bytes:  # may begin in what was buffered
                 big = find_big_aggregate(buf, start)
             else:  # (the common case: nothing left over) the new bytes only, without a copy
-                i = data.translate(_BYTE_CLASS).find(b"mdddddd")
-                big = -1 if i < 0 else start + i + 7
+                big = find_big_aggregate(data, 0)
+                big = big + old if big >= 0 else -1
             if big < 0:
                 self._hi.feed(data if type(data) is bytes else bytes(data))
             else:
