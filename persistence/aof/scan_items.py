@@ -8,7 +8,7 @@ object per command). Valkey writes canonical RESP, so a command's size follows f
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from itertools import accumulate, chain, repeat
 from operator import add, itemgetter
@@ -94,6 +94,7 @@ class CommandRun:
     raw: bytes | None = None
     raw_at: int = 0
     nargs: int = -1  # the number of arguments of all argvs, when known (-1: count them)
+    step: int = 0  # the size of every command, when all have the same (0: unknown)
 
     @classmethod
     def of(cls, cmds: list[AofCommand]) -> CommandRun:
@@ -106,21 +107,37 @@ class CommandRun:
         """The size of each command."""
         if self.cmds is not None:
             return [c.size for c in self.cmds]
+        if self.step:
+            return [self.step] * len(self.argvs)
         if self.raw is not None:  # split at the '*'s: each piece is a command but its '*'
             pieces = self.raw[self.raw_at : self.raw_at + self.size].split(b"*")
             return list(map(add, map(len, pieces[1:]), repeat(1)))
         return command_sizes(self.argvs)
 
+    def iter_commands(self) -> Iterator[AofCommand]:
+        """The commands of :meth:`commands`, each made only as it is asked for: a consumer that
+        drops each one keeps a single command object alive, not a whole run's worth (which
+        the cyclic GC would traverse, promote and traverse again)."""
+        if self.cmds is not None:
+            return iter(self.cmds)
+        sizes, offsets = self._sizes_offsets()
+        if self.timestamp is None and self.db == 0:  # the defaults: two arguments fewer
+            return map(AofCommand, self.argvs, repeat(self.file), offsets, sizes)
+        return map(AofCommand, self.argvs, repeat(self.file), offsets, sizes,
+                   repeat(self.timestamp), repeat(self.db))  # fmt: skip
+
     def commands(self) -> list[AofCommand]:
         """The run as :class:`AofCommand` objects (offsets and sizes of each command)."""
         if self.cmds is None:
-            sizes = self.sizes()
-            offsets = accumulate(sizes, initial=self.offset)
-            self.cmds = list(
-                map(AofCommand, self.argvs, repeat(self.file), offsets, sizes,
-                    repeat(self.timestamp), repeat(self.db))
-            )  # fmt: skip
+            self.cmds = list(self.iter_commands())
         return self.cmds
+
+    def _sizes_offsets(self) -> tuple[Iterable[int], Iterable[int]]:
+        if self.step:  # equal sizes: no per-command arithmetic
+            step = self.step
+            return repeat(step), range(self.offset, self.offset + self.size, step)
+        sizes = self.sizes()
+        return sizes, accumulate(sizes, initial=self.offset)
 
     def split_last(self) -> tuple[CommandRun | None, AofCommand]:
         """(the run without its last command or None, that last command)."""
@@ -135,5 +152,6 @@ class CommandRun:
         if len(self.argvs) == 1:
             return None, last
         rest = CommandRun(self.argvs[:-1], self.file, self.offset, self.size - size,
-                          self.timestamp, self.db, raw=self.raw, raw_at=self.raw_at)  # fmt: skip
+                          self.timestamp, self.db, raw=self.raw, raw_at=self.raw_at,
+                          step=self.step)  # fmt: skip
         return rest, last
