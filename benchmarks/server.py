@@ -55,6 +55,9 @@ def start(kind: str, workdir: Path) -> tuple[subprocess.Popen[bytes], int]:
               "--appendfsync", "everysec"]  # fmt: skip
     if kind == "valkey":
         cmd = [valkey_server_binary(), *common, "--logfile", "valkey.log"]
+    elif kind == "floor":  # the least a Python server can do (floor_server.py's docstring)
+        cmd = [sys.executable, str(ROOT / "benchmarks" / "floor_server.py"), "--port", str(port),
+               "--dir", str(workdir)]  # fmt: skip
     else:
         cmd = [sys.executable, "-m", "engine.server.main", *common, "--logfile",
                str(workdir / "engine.log")]  # fmt: skip
@@ -124,15 +127,19 @@ def measure(
     runs: int,
     tests: Sequence[str] = SUITE_TESTS,
     pipelines: Sequence[int] = (1, 16),
+    floor: bool = True,
 ) -> list[Figure]:
-    """redis-benchmark -c 50 requests/s of ours and valkey-server (AOF everysec), ``runs`` each."""
+    """redis-benchmark -c 50 requests/s of ours and valkey-server (AOF everysec), ``runs`` each;
+    with ``floor``, also of ``floor_server.py`` (figures without a target, after ours)."""
     need_redis_benchmark()
     got: dict[tuple[str, int, str], list[float]] = {}
     order: list[tuple[str, int]] = []
-    with running("valkey") as (_, vport), running("ours") as (_, oport):
+    with contextlib.ExitStack() as stack:
+        servers = [(kind, stack.enter_context(running(kind))[1])
+                   for kind in ("valkey", "ours", "floor")[: 3 if floor else 2]]  # fmt: skip
         for _ in range(runs):
             for p in pipelines:
-                for kind, port in (("valkey", vport), ("ours", oport)):
+                for kind, port in servers:
                     res = bench(port, requests, p, ",".join(tests))
                     for test, rps in res.items():
                         if (test, p) not in order:
@@ -142,13 +149,18 @@ def measure(
                         c.flushall()
     return [
         Figure(
-            metric=f"server.{metric_id(test)}.p{p}",
-            label=f"redis-benchmark -c 50 -P {p} {test}",
+            metric=f"server.{prefix}{metric_id(test)}.p{p}",
+            label=f"{label} -c 50 -P {p} {test}",
             unit="req/s",
-            ours=got.get((test, p, "ours")) or [0.0],
+            ours=got.get((test, p, kind)) or [0.0],
             reference=got.get((test, p, "valkey"), []),
             reference_name=VALKEY,
         )
+        for kind, prefix, label in (
+            ("ours", "", "redis-benchmark"),
+            ("floor", "floor.", "Python floor"),
+        )
+        if kind == "ours" or floor
         for p in pipelines
         for test, q in order
         if q == p
@@ -189,9 +201,9 @@ def main() -> None:
         target = 0.9 if p == 1 else 0.5
         ratio = f.ratio or 0.0
         test = re.sub(r"^redis-benchmark -c 50 -P \d+ ", "", f.label)
-        rows.append((test, str(p), f"{f.ours_median:,.0f}",
-                     f"{f.reference_median or 0:,.0f}", f"{ratio:.2f}x",
-                     f">= {target}x {'ok' if ratio >= target else 'MISS'}"))  # fmt: skip
+        verdict = f">= {target}x {'ok' if ratio >= target else 'MISS'}"
+        rows.append((test, str(p), f"{f.ours_median:,.0f}", f"{f.reference_median or 0:,.0f}",
+                     f"{ratio:.2f}x", "-" if ".floor." in f.metric else verdict))  # fmt: skip
     print(table(rows))
     ob, ou = mem["ours"]
     vb, vu = mem["valkey"]

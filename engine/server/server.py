@@ -35,7 +35,7 @@ from engine.server.cluster_config import ClusterConfig
 from engine.server.durability import AofWriter, Durability, split_held
 from persistence.resp.parser import ProtocolError, RequestParser
 from persistence.resp.reply import OK as OK_REPLY
-from persistence.resp.reply import bulk, encode_value, integer
+from persistence.resp.reply import encode_value, integer
 
 log = logging.getLogger("valkey-engine")
 
@@ -171,57 +171,59 @@ class Server:
         if aof is not None and (self.effect_listeners or engine.config.values[TIMESTAMPS]):
             aof = None
         parser = conn.parser
-        while conn.blocked is None and not conn.closing:
-            try:
-                argv = next_command()
-            except ProtocolError as e:
-                append(e.wire)
-                conn.closing = True
-                break
-            if argv is None:
-                break
-            if self.write_hold is not None and self.write_hold(conn, argv):
-                break  # a write to slots paused by a migration: parked until the resume
-            reply, effects = execute(client, argv)
-            if effects:
-                if aof is not None and len(effects) == 1:
-                    db, prop = effects[0]
-                    raw = parser.last_raw() if prop is argv and db == aof.selected_db else None
-                    if raw is not None:
-                        aof.buf.append(raw)
+        # each way the loop can block or close the connection leaves it at once
+        if conn.blocked is None and not conn.closing:
+            while True:
+                try:
+                    argv = next_command()
+                except ProtocolError as e:
+                    append(e.wire)
+                    conn.closing = True
+                    break
+                if argv is None:
+                    break
+                if self.write_hold is not None and self.write_hold(conn, argv):
+                    break  # a write to slots paused by a migration: parked until the resume
+                reply, effects = execute(client, argv)
+                if effects:
+                    if aof is not None and len(effects) == 1:
+                        db, prop = effects[0]
+                        raw = parser.last_raw() if prop is argv and db == aof.selected_db else None
+                        if raw is not None:
+                            aof.buf.append(raw)
+                        else:
+                            self.propagate(effects)
                     else:
                         self.propagate(effects)
-                else:
-                    self.propagate(effects)
-            t = type(reply)
-            if t is Block:
-                self.block(conn, argv, reply)
-                break
-            if client.pushes:  # its own SUBSCRIBE confirmations come before the reply
-                for msg in client.pushes:
-                    append(encode_value(msg, client.resp))
-                client.pushes.clear()
-                engine.pushed.discard(client)
-            mode = client.reply_mode
-            if mode == "on":
-                # the common replies inline (what encode_value does for them, without the call)
-                if reply is OK:
-                    append(OK_REPLY)
-                elif t is bytes:
-                    append(bulk(reply))
-                elif t is int:
-                    append(integer(reply))
-                else:
-                    append(encode_value(reply, client.resp))
-            elif mode == "skip":
-                client.reply_mode = "on"
-            n = len(out)
-            if n and not n & 63 and self.pipeline_over_limit(conn):
-                break  # replies piling up faster than the client reads: dropped, as Valkey does
-            if self.monitors:
-                self.feed_monitors(client, argv)
-            if (client.flags or client.conn) and self.after_command(conn, argv):
-                break
+                t = type(reply)
+                if t is Block:
+                    self.block(conn, argv, reply)
+                    break
+                if client.pushes:  # its own SUBSCRIBE confirmations come before the reply
+                    for msg in client.pushes:
+                        append(encode_value(msg, client.resp))
+                    client.pushes.clear()
+                    engine.pushed.discard(client)
+                mode = client.reply_mode
+                if mode == "on":
+                    # the common replies inline (what encode_value does for them, without the call)
+                    if reply is OK:
+                        append(OK_REPLY)
+                    elif t is bytes:
+                        append(b"$%d\r\n%b\r\n" % (len(reply), reply))
+                    elif t is int:
+                        append(integer(reply))
+                    else:
+                        append(encode_value(reply, client.resp))
+                elif mode == "skip":
+                    client.reply_mode = "on"
+                n = len(out)
+                if n and not n & 63 and self.pipeline_over_limit(conn):
+                    break  # replies piling up faster than the client reads: dropped, as Valkey does
+                if self.monitors:
+                    self.feed_monitors(client, argv)
+                if (client.flags or client.conn) and self.after_command(conn, argv):
+                    break
         if out and not had_out:
             self.pending.append(conn)
         if engine.ready_keys:
@@ -363,14 +365,15 @@ class Server:
             pending, self.pending = split_held(pending)
         for conn in pending:
             t = conn.transport
-            if conn.out and t is not None and not t.is_closing():
-                t.write(b"".join(conn.out) if len(conn.out) > 1 else conn.out[0])
+            out = conn.out
+            if out and t is not None and not t.is_closing():
+                t.write(out[0] if len(out) == 1 else b"".join(out))
                 if t.get_write_buffer_size() > 65536 and self.over_output_limit(conn):
-                    conn.out.clear()
+                    out.clear()
                     conn.closing = True
                     t.abort()  # what it has not read is dropped, as Valkey frees the client
                     continue
-            conn.out.clear()
+            out.clear()
             if conn.closing and t is not None:
                 t.close()
 

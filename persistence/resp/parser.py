@@ -176,7 +176,12 @@ def find_big_aggregate(buf: bytes | bytearray, start: int) -> int:
     return -1 if i < 0 else start + i + 7
 
 
-_BULK_OVERHEAD = [len(b"$%d\r\n" % i) + 2 for i in range(10000)]
+# bytes a canonical bulk of each size takes ("$<size>\r\n<data>\r\n"), for sizes below 10000
+_BULK_SPAN = [len(b"$%d\r\n" % i) + i + 2 for i in range(10000)]
+
+
+# what RequestParser._next returns when hiredis is in sync again
+_HIREDIS: Final[list[bytes]] = []
 
 
 class RequestParser:
@@ -204,6 +209,7 @@ class RequestParser:
         "_pos",
         "_raw_start",
         "_slow_until",
+        "_span",
         "_start",
     )
 
@@ -212,6 +218,8 @@ class RequestParser:
         self._pos = 0  # read offset in _buf
         self._base = 0  # stream offset of _buf[0]
         self._max_bulk = max_bulk_len
+        # next_command's table: sizes it indexes are at most max_bulk_len (bigger ones: _verify_big)
+        self._span = _BULK_SPAN if max_bulk_len >= 9999 else _BULK_SPAN[: max_bulk_len + 1]
         self._fast = fast
         self._hi: hiredis.Reader | None = None  # in sync with _buf[_pos:] while not None
         self._error: ProtocolError | None = None
@@ -247,6 +255,18 @@ class RequestParser:
     def feed(self, data: bytes | bytearray | memoryview) -> int:
         """Buffer ``data``; returns the buffer's size, which :attr:`buffered` never exceeds."""
         buf = self._buf
+        hi = self._hi
+        # the common case (all buffered bytes were returned as commands): the big-aggregate
+        # search needs only the new bytes (find_big_aggregate, inline)
+        if (
+            hi is not None
+            and self._pos == len(buf)
+            and type(data) is bytes
+            and data.translate(_BYTE_CLASS).find(b"mdddddd") < 0
+        ):
+            buf += data
+            hi.feed(data)
+            return len(buf)
         if self._error is not None or not data:
             return len(buf)
         old = len(buf)
@@ -272,40 +292,70 @@ class RequestParser:
 
     def next_command(self) -> list[bytes] | None:
         """The next complete command, or None when more data is needed."""
-        hi = self._hi
-        if hi is not None:  # the hot path: hiredis is in sync (so no error, no partial command)
-            buf = self._buf
-            pos = self._pos
-            if pos >= len(buf):  # everything consumed: start the buffer over
-                if pos:
+        fast = True
+        while True:
+            hi = self._hi
+            if hi is not None:  # the hot path: hiredis in sync (so no error, no partial command)
+                buf = self._buf
+                pos = self._pos
+                if pos >= len(buf):  # everything consumed: start the buffer over
+                    if pos:
+                        self._base += pos
+                        buf.clear()
+                        self._pos = 0
+                    return None
+                if pos >= _COMPACT_AT and pos * 2 >= len(buf):  # (after the last_raw() window)
+                    del buf[:pos]
                     self._base += pos
-                    buf.clear()
-                    self._pos = 0
-                return None
-            if pos >= _COMPACT_AT and pos * 2 >= len(buf):  # (after the last_raw() window)
-                del buf[:pos]
-                self._base += pos
-                self._pos = pos = 0
-            try:
-                cmd = hi.gets()
-            except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
-                cmd = None
-            if type(cmd) is list and cmd and buf[pos] == 0x2A:
+                    self._pos = pos = 0
                 try:
-                    end = self._verify(cmd, pos)
-                except IndexError:  # cannot happen for bytes hiredis consumed; be safe
-                    end = -1
-                if end >= 0:
-                    self._raw_start = pos
-                    self._pos = end
-                    return cmd
-            # incomplete, empty (*0) or not provably what Valkey reads: the exact parser
-            self._hi = None
-            return self._next(False)
-        return self._next(True)
+                    cmd = hi.gets()
+                except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
+                    cmd = None
+                if type(cmd) is list and buf[pos] == 0x2A:
+                    # proof that these bytes are cmd's canonical encoding, which is all Valkey
+                    # reads: a '$' where each element starts (so hiredis read a bulk there and
+                    # ``arg`` is bytes, or None for $-1, whose len() raises; a simple string,
+                    # verbatim string or nested aggregate element fails this at its own start),
+                    # the lengths' digits in canonical form (string2ll: the table's span), CRLF
+                    # after each bulk. The array header's form shows in the first '$'.
+                    n = len(cmd)
+                    p = pos + (_ARRAY_HDR_LEN[n] if n < 10000 else len(b"*%d\r\n" % n))
+                    span = self._span
+                    try:
+                        for arg in cmd:
+                            if buf[p] != 0x24:
+                                break
+                            p += span[len(arg)]
+                            if buf[p - 2] != 13 or buf[p - 1] != 10:
+                                break
+                        else:
+                            if cmd:
+                                self._raw_start = pos
+                                self._pos = p
+                                return cmd
+                            if buf[pos:p] == b"*0\r\n":  # skipped, as Valkey does
+                                self._pos = p
+                                continue
+                    except TypeError:
+                        pass
+                    except IndexError:  # an argument of 10000 bytes or more
+                        p = self._verify_big(cmd, pos)
+                        if p >= 0:
+                            self._raw_start = pos
+                            self._pos = p
+                            return cmd
+                # incomplete, or not provably what Valkey reads: the exact parser
+                self._hi = None
+                fast = False
+            cmd = self._next(fast)
+            if cmd is not _HIREDIS:
+                return cmd
+            fast = True
 
     def _next(self, fast: bool) -> list[bytes] | None:
-        """next_command without the hot path; ``fast`` False: no hiredis for the first try."""
+        """next_command without the hot path; ``fast`` False: no hiredis for the first try.
+        Returns ``_HIREDIS`` when hiredis is in sync again (next_command's hot path goes on)."""
         if self._error is not None:
             raise self._error
         buf = self._buf
@@ -323,20 +373,19 @@ class RequestParser:
                 del buf[:pos]  # what was returned, after its last_raw() window
                 self._base += pos
                 self._pos = pos = 0
-            if fast and self._fast and self._mbulk == 0:
-                if self._hi is None and buf[pos] == 0x2A and self._base + pos >= self._slow_until:
-                    big = find_big_aggregate(buf, pos)
-                    if big < 0:
-                        self._hi = hiredis.Reader()
-                        self._hi.feed(bytes(buf[pos:]))
-                    else:
-                        self._slow_until = self._base + big
-                if self._hi is not None:
-                    cmd = self._fast_one()
-                    if cmd is not None:
-                        if cmd:
-                            return cmd
-                        continue
+            if (
+                fast
+                and self._fast
+                and self._mbulk == 0
+                and buf[pos] == 0x2A
+                and self._base + pos >= self._slow_until
+            ):
+                big = find_big_aggregate(buf, pos)
+                if big < 0:
+                    self._hi = hiredis.Reader()
+                    self._hi.feed(bytes(buf[pos:]))
+                    return _HIREDIS
+                self._slow_until = self._base + big
             fast = True
             try:
                 cmd = self._slow_one()
@@ -351,53 +400,24 @@ class RequestParser:
                 self._raw_start = self._start if buf[self._start] == 0x2A else -1
                 return cmd
 
-    def _fast_one(self) -> list[bytes] | None:
-        """One command from hiredis, verified against the bytes; None drops to the slow path."""
-        hi = self._hi
-        assert hi is not None
-        try:
-            cmd = hi.gets()
-        except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map with a list key
-            cmd = None
-        buf = self._buf
-        pos = self._pos
-        if type(cmd) is list and buf[pos] == 0x2A:
-            try:
-                ok = self._verify(cmd, pos)
-            except IndexError:  # cannot happen for bytes hiredis consumed; be safe anyway
-                ok = -1
-            if ok >= 0:
-                self._raw_start = pos
-                self._pos = ok
-                return cmd  # may be [] for *0: the caller skips it
-        self._hi = None
-        return None
-
-    def _verify(self, cmd: list[bytes], pos: int) -> int:
-        """End offset of ``cmd`` if the bytes at ``pos`` are its canonical encoding, else -1."""
+    def _verify_big(self, cmd: list[bytes], pos: int) -> int:
+        """next_command's proof for any argument size, with the max_bulk_len check: the end
+        offset of ``cmd`` if the bytes at ``pos`` are its canonical encoding, else -1."""
         buf = self._buf
         n = len(cmd)
-        p = pos + (_ARRAY_HDR_LEN[n] if n < 10000 else len(b"*%d\r\n" % n))
+        p = pos + len(b"*%d\r\n" % n)
         max_bulk = self._max_bulk
-        small = 10000 if max_bulk >= 10000 else max_bulk + 1  # sizes below need no max check
-        overhead = _BULK_OVERHEAD
         try:
             for arg in cmd:
-                # a '$' where each element starts: hiredis read a bulk there, so ``arg`` is bytes
-                # (or None for $-1, whose len() raises); a simple string, verbatim string or
-                # nested aggregate element fails this test at its own start
                 if buf[p] != 0x24:
                     return -1
                 size = len(arg)
-                if size < small:
-                    p += size + overhead[size]
-                elif size > max_bulk:
+                if size > max_bulk:
                     return -1
-                else:
-                    p += size + len(b"%d" % size) + 5
+                p += len(b"$%d\r\n" % size) + size + 2
                 if buf[p - 2] != 13 or buf[p - 1] != 10:
                     return -1
-        except TypeError:
+        except (TypeError, IndexError):
             return -1
         return p
 
