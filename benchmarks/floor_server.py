@@ -34,12 +34,12 @@ DB: dict[bytes, Any] = {}
 
 
 class Floor:
-    def __init__(self, aof_fd: int) -> None:
+    def __init__(self, aof_fd: int, loop: asyncio.AbstractEventLoop) -> None:
         self.aof_fd = aof_fd
         self.aof: list[bytes] = []
         self.pending: list[tuple[asyncio.Transport, list[bytes]]] = []
         self.scheduled = False
-        self.loop = asyncio.get_running_loop()
+        self.loop = loop
         self.loop.call_later(1.0, self.fsync)
 
     def flush(self) -> None:
@@ -121,7 +121,7 @@ class Conn(asyncio.Protocol):
 
 async def serve(port: int, directory: str) -> None:
     fd = os.open(os.path.join(directory, "appendonly.aof"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
-    floor = Floor(fd)
+    floor = Floor(fd, asyncio.get_running_loop())
     server = await asyncio.get_running_loop().create_server(lambda: Conn(floor), "127.0.0.1", port)
     await server.serve_forever()
 

@@ -2,6 +2,7 @@
 
     python benchmarks/hotpath.py [SET GET LPUSH HSET] [--pipeline 16] [--commands 200000]
     python benchmarks/hotpath.py SET --pipeline 1 --callgrind   # instructions per command
+    python benchmarks/hotpath.py --floor --callgrind            # the same for floor_server.py
 
 An in-process ``Server`` with the AOF on (``appendfsync everysec``, a temporary directory) and
 50 connections on fake transports gets redis-benchmark's requests (random keys out of 100 k,
@@ -9,9 +10,11 @@ An in-process ``Server`` with the AOF on (``appendfsync everysec``, a temporary 
 the replies) runs after every round of 50 reads, as after an event-loop turn. This is the
 Python work of the real server minus the event loop and the system calls, so the figures are
 steady on a noisy machine where redis-benchmark's are not. ``--callgrind`` runs this script
-under valgrind twice (N and 3N commands) and prints the difference per command: instructions
-do not depend on the machine's load at all. Not part of ``run.py`` (there is no reference to
-compare with); the README's Performance section quotes its figures.
+under valgrind twice (the same N requests sent once and three times over) and prints the
+difference per command: instructions do not depend on the machine's load at all. ``--floor``
+measures ``floor_server.py`` (the least a Python server can do) the same way. Not part of
+``run.py`` (there is no reference to compare with); the README's Performance section quotes
+its figures.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.engine import Engine
 from engine.server import config_file
@@ -66,8 +70,8 @@ class FakeTransport:
         pass
 
 
-def run(name: str, pipeline: int, commands: int) -> float:
-    """Seconds of CPU per command."""
+def run(name: str, pipeline: int, commands: int, repeat: int = 1) -> float:
+    """Seconds of CPU per command (the requests sent ``repeat`` times over)."""
     work = tempfile.mkdtemp(prefix="vaof-hotpath-")
     cwd = os.getcwd()
     os.chdir(work)
@@ -92,7 +96,7 @@ def run(name: str, pipeline: int, commands: int) -> float:
         ]
         t0 = time.process_time()
         n = 0
-        for data in reads:
+        for data in reads * repeat:
             for c in conns:
                 c.data_received(data)
             n += pipeline * CLIENTS
@@ -104,18 +108,70 @@ def run(name: str, pipeline: int, commands: int) -> float:
         os.chdir(cwd)
 
 
-def callgrind(name: str, pipeline: int, commands: int) -> float:
-    """Instructions per command: two valgrind runs, N and 3N commands, their difference."""
+class FakeLoop:
+    """What floor_server.Floor uses of an event loop; ``ready`` holds the call_soon callbacks."""
+
+    def __init__(self) -> None:
+        self.ready: list[Callable[[], None]] = []
+
+    def call_soon(self, fn: Callable[[], None]) -> None:
+        self.ready.append(fn)
+
+    def call_later(self, delay: float, fn: Callable[[], None]) -> None:
+        pass
+
+
+def run_floor(name: str, pipeline: int, commands: int, repeat: int = 1) -> float:
+    """:func:`run` for benchmarks/floor_server.py (the least a Python server can do)."""
+    import floor_server
+
+    work = tempfile.mkdtemp(prefix="vaof-hotpath-floor-")
+    fd = os.open(os.path.join(work, "appendonly.aof"), os.O_WRONLY | os.O_CREAT | os.O_APPEND)
+    try:
+        loop = FakeLoop()
+        floor = floor_server.Floor(fd, loop)  # type: ignore[arg-type]
+        conns = []
+        for _ in range(CLIENTS):
+            c = floor_server.Conn(floor)
+            c.connection_made(FakeTransport())  # type: ignore[arg-type]
+            conns.append(c)
+        make = REQUESTS[name]
+        if name == "GET":
+            floor_server.DB.update((make(i)[1], b"xxx") for i in range(100_000))
+        reads = [
+            b"".join(encode_command(make(j * pipeline + k)) for k in range(pipeline))
+            for j in range(commands // pipeline // CLIENTS + 1)
+        ]
+        t0 = time.process_time()
+        n = 0
+        for data in reads * repeat:
+            for c in conns:
+                c.data_received(data)
+            n += pipeline * CLIENTS
+            for fn in loop.ready:
+                fn()
+            loop.ready.clear()
+        return (time.process_time() - t0) / n
+    finally:
+        os.close(fd)
+
+
+def callgrind(name: str, pipeline: int, commands: int, floor: bool = False) -> float:
+    """Instructions per command: two valgrind runs sending the same N commands once and three
+    times over, their difference (so start-up and making the requests do not count)."""
     counts = []
-    for n in (commands, 3 * commands):
+    for repeat in (1, 3):
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
-               __file__, name, "--pipeline", str(pipeline), "--commands", str(n)]  # fmt: skip
-        err = subprocess.run(cmd, capture_output=True, text=True, check=True).stderr
+               __file__, name, "--pipeline", str(pipeline), "--commands", str(commands),
+               "--repeat", str(repeat), *(["--floor"] if floor else [])]  # fmt: skip
+        env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in both runs
+        err = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
         m = re.search(r"Collected : ([\d,]+)", err)
         if m is None:
             raise SystemExit(f"no callgrind total in: {err[-500:]}")
         counts.append(int(m.group(1).replace(",", "")))
-    return (counts[1] - counts[0]) / (2 * commands)
+    sent = (commands // pipeline // CLIENTS + 1) * pipeline * CLIENTS  # as run() makes them
+    return (counts[1] - counts[0]) / (2 * sent)
 
 
 def main() -> None:
@@ -124,14 +180,18 @@ def main() -> None:
     ap.add_argument("--pipeline", type=int, default=16)
     ap.add_argument("--commands", type=int, default=None)
     ap.add_argument("--callgrind", action="store_true", help="instructions per command")
+    ap.add_argument("--floor", action="store_true", help="benchmarks/floor_server.py instead")
+    ap.add_argument("--repeat", type=int, default=1, help="send the requests this many times")
     args = ap.parse_args()
+    who = "floor_server.py" if args.floor else "ours"
     for name in args.names:
         if args.callgrind:
-            ir = callgrind(name, args.pipeline, args.commands or 5000)
-            print(f"{name} -P {args.pipeline}: {ir:,.0f} instructions per command")
+            ir = callgrind(name, args.pipeline, args.commands or 5000, args.floor)
+            print(f"{who}: {name} -P {args.pipeline}: {ir:,.0f} instructions per command")
         else:
-            us = run(name, args.pipeline, args.commands or 200_000) * 1e6
-            print(f"{name} -P {args.pipeline}: {us:.2f} µs of CPU per command")
+            fn = run_floor if args.floor else run
+            us = fn(name, args.pipeline, args.commands or 200_000, args.repeat) * 1e6
+            print(f"{who}: {name} -P {args.pipeline}: {us:.2f} µs of CPU per command")
 
 
 if __name__ == "__main__":

@@ -227,8 +227,8 @@ class Engine:
             multi.append(argv)
             return QUEUED, []
         if (
-            client.resp == 2
-            and (client.channels or client.patterns or client.shard_channels)
+            (client.channels or client.patterns or client.shard_channels)
+            and client.resp == 2
             and lname not in _PUBSUB_ALLOWED
         ):
             return self._reject(client, pubsub_context(cmd.name), cmd)
