@@ -11,23 +11,28 @@ from itertools import repeat
 from operator import add, gt
 
 EXACT_KEYS = 100_000  # distinct items counted exactly up to here, estimated beyond
+PRUNE_CHECK_EVERY = 4096  # keys between two prune checks of HeavyHitters
 TIMELINE_BUCKETS = 240
 
 
 class HeavyHitters:
     """Misra-Gries frequent items with weights: at most ``4 * capacity`` counters. A pruning
     subtracts the (capacity+1)-th largest count from all; each count is a lower bound, short of
-    the truth by at most the total pruned (``error``).
+    the truth by at most the total pruned (``error``). Prunes are checked at fixed places of
+    the key stream (every ``check_every`` keys), so how the keys were split into calls (the
+    reader's runs, which change with its internals) does not change the result.
 
     While every weight added since the counters were last empty was one same ``unit`` (as for
     commands of one size), ``counts`` holds the counts divided by it, added by ``Counter.update``
     in C: the prunes and the order are those of the real counts (all scaled by ``unit``)."""
 
-    def __init__(self, capacity: int = 1000) -> None:
+    def __init__(self, capacity: int = 1000, check_every: int = PRUNE_CHECK_EVERY) -> None:
         self.capacity = capacity
+        self.check_every = check_every
         self.counts: Counter[bytes] = Counter()
         self.unit = 1  # every count is counts[key] * unit
         self.error = 0
+        self._to_check = check_every  # keys before the next prune check
 
     def add(self, key: bytes, weight: int = 1) -> None:
         self.add_weights([key], weight)
@@ -36,14 +41,32 @@ class HeavyHitters:
         self.add_weights(keys, 1)
 
     def add_weights(self, keys: list[bytes], weights: list[int] | int) -> None:
-        """Add ``weights[i]`` to ``keys[i]`` (or one weight to every key), then prune."""
+        """Add ``weights[i]`` to ``keys[i]`` (or one weight to every key), pruning at each
+        check place the keys pass."""
+        n = len(keys)
+        left = self._to_check
+        if n < left:  # (the common case) no check place among these keys
+            self._to_check = left - n
+            self._add(keys, weights)
+            return
+        i = 0
+        while n - i >= left:
+            j = i + left
+            self._add(keys[i:j], weights if isinstance(weights, int) else weights[i:j])
+            self.maybe_prune()
+            i = j
+            left = self.check_every
+        self._to_check = left - (n - i)
+        if i < n:
+            self._add(keys[i:], weights if isinstance(weights, int) else weights[i:])
+
+    def _add(self, keys: list[bytes], weights: list[int] | int) -> None:
         counts = self.counts
         if isinstance(weights, int):
             if weights != self.unit and not counts and weights > 0:
                 self.unit = weights
             if weights == self.unit:
                 counts.update(keys)  # Counter.update counts in C
-                self.maybe_prune()
                 return
         if self.unit != 1:
             self._unit_one()
@@ -52,7 +75,6 @@ class HeavyHitters:
         # pair's get runs (every iterator here is lazy), so a key twice in ``keys`` adds up
         w = repeat(weights) if isinstance(weights, int) else weights
         dict.update(counts, zip(keys, map(add, map(counts.get, keys, repeat(0)), w)))
-        self.maybe_prune()
 
     def _unit_one(self) -> None:
         unit, counts = self.unit, self.counts
@@ -68,7 +90,8 @@ class HeavyHitters:
     def scaled(self, factor: int) -> HeavyHitters:
         """A copy with every count and the error times ``factor`` (> 0): what the same adds
         with every weight times ``factor`` would have made (same prunes, same order)."""
-        out = HeavyHitters(self.capacity)
+        out = HeavyHitters(self.capacity, self.check_every)
+        out._to_check = self._to_check
         dict.update(out.counts, self.counts)
         out.unit = self.unit * factor
         out.error = self.error * factor
