@@ -14,7 +14,8 @@ Fast paths, each giving exactly what the command-by-command path gives (tests/te
 a :class:`CommandRun` of commands whose only key is argv[1] is counted column-wise (slots, keys,
 top keys: one C-level pass each); its raw RESP tells whether every command has the same size
 (:func:`_one_size`: one strided slice) and then the same name and argc (:func:`_same_head`: a
-strided slice per byte of the first command's head, else one C scan); while every command so
+strided slice per byte of the first command's head, else one C scan), and then the keys are
+one strided slice of the run's flattened arguments (``CommandRun.flat``); while every command so
 far had one size, the top keys by bytes are those by writes times that size (kept as the factor
 ``_bytes_factor``, made real at the first other size). The slots are counted by CRC16, in
 batches of :data:`CRC_BATCH` keys (the counter stays in the CPU caches), and folded into slots
@@ -224,6 +225,8 @@ class AofStats:
                 sizes = [sizes] * n
             keys = [a[1] for a in argvs if len(a) > 1]
             sizes = [z for a, z in zip(argvs, sizes) if len(a) > 1]
+        elif head and run.flat is not None:  # one argc: argument 1 of each, one C slice
+            keys = run.flat[1 :: len(argvs[0])]
         else:
             keys = list(map(_second, argvs))
         raw = run.raw

@@ -125,9 +125,11 @@ def _step(buf: bytes, pos: int, stop: int, k: int) -> int:
     return step
 
 
-def _parse_segment(buf: bytes, pos: int, stop: int, k: int) -> tuple[list[list[bytes]], int] | None:
-    """(buf[pos:stop] as exactly ``k`` non-empty arrays of bulk strings, their number of
-    arguments), or None."""
+def _parse_segment(
+    buf: bytes, pos: int, stop: int, k: int
+) -> tuple[list[list[bytes]], list[bytes]] | None:
+    """(buf[pos:stop] as exactly ``k`` non-empty arrays of bulk strings, all their arguments
+    in order), or None."""
     reader = hiredis.Reader()
     reader.feed(b"*%d\r\n" % k)
     reader.feed(buf, pos, stop - pos)
@@ -146,7 +148,7 @@ def _parse_segment(buf: bytes, pos: int, stop: int, k: int) -> tuple[list[list[b
         b"".join(args)
     except TypeError:
         return None
-    return cmds, len(args)
+    return cmds, args
 
 
 class RespScanner:
@@ -240,9 +242,9 @@ class RespScanner:
             yield from batch
 
     # -- segment path -----------------------------------------------------------------------
-    def _segment(self) -> tuple[list[list[bytes]], int, int, bool, int, int] | None:
-        """(commands, start, end, stars, arguments, step) of a segment at pos parsed in one
-        hiredis call, or None."""
+    def _segment(self) -> tuple[list[list[bytes]], int, int, bool, list[bytes], int] | None:
+        """(commands, start, end, stars, all arguments, step) of a segment at pos parsed in
+        one hiredis call, or None."""
         if len(self.buf) - self.pos < SEG and not self.eof:
             self._fill()
         buf = self.buf
@@ -323,7 +325,13 @@ class RespScanner:
         return cut
 
     def _seg_runs(
-        self, cmds: list[list[bytes]], pos: int, stop: int, stars: bool, nargs: int, step: int
+        self,
+        cmds: list[list[bytes]],
+        pos: int,
+        stop: int,
+        stars: bool,
+        flat: list[bytes],
+        step: int,
     ) -> Iterator[CommandRun]:
         buf = self.buf if stars else None
         start = self.base + pos
@@ -331,7 +339,8 @@ class RespScanner:
         special = self.special
         if not special or not self._may_hold(pos, stop) or special.isdisjoint(map(_first, cmds)):
             yield CommandRun(cmds, self.file, start, stop - pos, self.timestamp, self.db,
-                             raw=buf, raw_at=pos, nargs=nargs, step=step)  # fmt: skip
+                             raw=buf, raw_at=pos, nargs=len(flat), step=step,
+                             flat=flat)  # fmt: skip
             return
         end = start + stop - pos
         a = 0

@@ -9,7 +9,7 @@ object per command). Valkey writes canonical RESP, so a command's size follows f
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from operator import add, itemgetter
 
@@ -95,6 +95,9 @@ class CommandRun:
     raw_at: int = 0
     nargs: int = -1  # the number of arguments of all argvs, when known (-1: count them)
     step: int = 0  # the size of every command, when all have the same (0: unknown)
+    # every argument of argvs in order (the segment path flattens them anyway), when kept:
+    # with one argc n for all commands, argument j of each is flat[j::n] (one C slice)
+    flat: list[bytes] | None = field(default=None, compare=False, repr=False)
 
     @classmethod
     def of(cls, cmds: list[AofCommand]) -> CommandRun:
