@@ -157,33 +157,55 @@ def overwrote_expired(ctx: Ctx, key: bytes, n: int) -> None:
 
 
 # -- HSET family ----------------------------------------------------------------------------
-def _hset(ctx: Ctx, argv: list[bytes], name: bytes) -> int:
+@command("hset", -4, "write denyoom fast", 1, 1, 1, acl="@write @hash @fast")
+def hset(ctx: Ctx, argv: list[bytes]) -> Any:
+    """src/t_hash.c hsetCommand (HMSET shares it): the number of fields created."""
     n = len(argv)
     if n % 2:
-        raise wrong_arity(name)
+        raise wrong_arity(b"hset")
     key = argv[1]
-    h = lookup_or_create(ctx, key)
-    if h.listpack:
-        try_conversion(ctx, h, argv, 2)
+    db = ctx.db
+    # the common case without a call: a hash whose key has no TTL (lookup's lazy expiry, the
+    # creation of the key and WRONGTYPE are lookup_or_create's)
+    h = db.data.get(key)
+    if type(h) is not Hash or key in db.expires:
+        h = lookup_or_create(ctx, key)
+    data = h.data
     created = 0
     expired = 0
-    if not h.expires:  # the common case: no field TTL to clear or honour
-        data = h.data
+    if n == 4 and not h.listpack and not h.expires:  # HSET key field value, a hashtable
+        field = argv[2]
+        if field not in data:
+            created = 1
+        data[field] = argv[3]
+    elif h.listpack:  # no field TTLs either
+        # src/t_hash.c hashTypeTryConversion (too many pairs, a field or value too long) and
+        # hashTypeSet's entry count check; checking while storing gives the same result
+        cfg = ctx.engine.config.values
+        maxv = cfg[_MAX_VALUE]
         for i in range(2, n, 2):
-            f = argv[i]
-            if f not in data:
+            field = argv[i]
+            value = argv[i + 1]
+            if field not in data:
                 created += 1
-            data[f] = argv[i + 1]
-        if h.listpack and len(data) > ctx.engine.config.values[_MAX_ENTRIES]:
+            data[field] = value
+            if len(field) > maxv or len(value) > maxv:
+                h.listpack = False
+        max_entries = cfg[_MAX_ENTRIES]
+        if len(data) > max_entries or (n - 2) // 2 > max_entries:
             h.listpack = False
+    elif not h.expires:  # no field TTL to clear or honour
+        for i in range(2, n, 2):
+            field = argv[i]
+            if field not in data:
+                created += 1
+            data[field] = argv[i + 1]
     else:
-        had_volatile = bool(h.expires)
         for i in range(2, n, 2):
             updated, exp = hash_set(ctx, key, h, argv[i], argv[i + 1], None, False)
             created += not updated
             expired += exp
-        if had_volatile:
-            untrack_if_persistent(ctx.db, key, h)
+        untrack_if_persistent(db, key, h)
     ctx.modified(key)
     if expired:
         overwrote_expired(ctx, key, expired)
@@ -192,14 +214,11 @@ def _hset(ctx: Ctx, argv: list[bytes], name: bytes) -> int:
     return created
 
 
-@command("hset", -4, "write denyoom fast", 1, 1, 1, acl="@write @hash @fast")
-def hset(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _hset(ctx, argv, b"hset")
-
-
 @command("hmset", -4, "write denyoom fast", 1, 1, 1, acl="@write @hash @fast")
 def hmset(ctx: Ctx, argv: list[bytes]) -> Any:
-    _hset(ctx, argv, b"hmset")
+    if len(argv) % 2:
+        raise wrong_arity(b"hmset")
+    hset(ctx, argv)
     return OK
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-from engine.commands.table import command, keys_from_numkeys
+from engine.commands.table import Handler, command, keys_from_numkeys
 from engine.commands.util import LLONG_MAX, OK, int_arg
 from engine.context import Ctx
 from engine.errors import (
@@ -39,10 +39,11 @@ EMPTY: list[bytes] = []
 _LPOP = b"LPOP"  # src/server.c shared.lpop / shared.rpop (what [B]LMPOP / BLPOP propagate as)
 _RPOP = b"RPOP"
 _COUNT_POSITIVE_MSG = "ERR count should be greater than 0"
+_FILL = "list-max-listpack-size"
 
 
 def fill_of(ctx: Ctx) -> int:
-    v: int = ctx.engine.config.values["list-max-listpack-size"]
+    v: int = ctx.engine.config.values[_FILL]
     return v
 
 
@@ -84,41 +85,53 @@ def new_list(ctx: Ctx, key: bytes) -> List:
 
 
 # -- pushes ----------------------------------------------------------------------------------
-def _push(ctx: Ctx, argv: list[bytes], head: bool, xx: bool) -> Any:
-    key = argv[1]
-    lst = ctx.db.lookup(ctx, key)
-    if lst is None:
-        if xx:
-            return 0
-        lst = new_list(ctx, key)
-    elif type(lst) is not List:
-        raise CommandError(WRONGTYPE)
-    values = argv[2:]
-    lst.push(values, head, ctx.engine.config.values["list-max-listpack-size"])
-    ctx.dirty += len(values)
-    ctx.modified(key)
-    ctx.notify("l", b"lpush" if head else b"rpush", key)
-    return len(lst.items)
+def _push_command(head: bool, xx: bool) -> Handler:
+    """LPUSH, RPUSH, LPUSHX and RPUSHX: one body (src/t_list.c pushGenericCommand), made per
+    command so that the handler is the body itself (no call in between on this hot path)."""
+    event = b"lpush" if head else b"rpush"
+
+    def push(ctx: Ctx, argv: list[bytes]) -> Any:
+        key = argv[1]
+        db = ctx.db
+        # the common case without a call: a list whose key has no TTL (lookup's lazy expiry
+        # is the general path's)
+        lst = db.data.get(key)
+        if type(lst) is not List or key in db.expires:
+            lst = db.lookup(ctx, key)
+            if lst is None:
+                if xx:
+                    return 0
+                lst = new_list(ctx, key)
+            elif type(lst) is not List:
+                raise CommandError(WRONGTYPE)
+        # list-max-listpack-size matters to a listpack only: a quicklist keeps its own fill
+        fill = ctx.engine.config.values[_FILL] if lst.nodes is None else lst.fill
+        if len(argv) == 3:
+            lst.push_one(argv[2], head, fill)
+            ctx.dirty += 1
+        else:
+            values = argv[2:]
+            lst.push(values, head, fill)
+            ctx.dirty += len(values)
+        ctx.modified(key)
+        ctx.notify("l", event, key)
+        return len(lst.items)
+
+    return push
 
 
-@command("lpush", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")
-def lpush(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _push(ctx, argv, True, False)
-
-
-@command("rpush", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")
-def rpush(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _push(ctx, argv, False, False)
-
-
-@command("lpushx", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")
-def lpushx(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _push(ctx, argv, True, True)
-
-
-@command("rpushx", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")
-def rpushx(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _push(ctx, argv, False, True)
+command("lpush", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
+    _push_command(head=True, xx=False)
+)
+command("rpush", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
+    _push_command(head=False, xx=False)
+)
+command("lpushx", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
+    _push_command(head=True, xx=True)
+)
+command("rpushx", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
+    _push_command(head=False, xx=True)
+)
 
 
 # -- pops ------------------------------------------------------------------------------------

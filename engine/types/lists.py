@@ -35,29 +35,29 @@ LP_EMPTY = 7  # LP_HDR_SIZE + LP_EOF
 DEFAULT_FILL = -2  # list-max-listpack-size default
 _UINT_MAX = (1 << 32) - 1
 _SIZE_MAX = (1 << 64) - 1
+_LIMIT = {f: _OPTIMIZATION_LEVEL[-f - 1] for f in range(-5, 0)}  # a negative fill's size limit
 
 Node = list[int]  # [sz, count, plain]
+_INT_START = frozenset(b"-0123456789")  # the first bytes string2ll may accept
 
 
 def entry_size(v: bytes) -> int:
     """Bytes of one listpack entry holding ``v`` (src/listpack.c lpEncodeGetType + backlen)."""
     n = len(v)
-    if 0 < n <= 20:
-        c = v[0]
-        if 48 <= c <= 57 or c == 45:
-            i = string2ll(v)
-            if i is not None:
-                if 0 <= i <= 127:
-                    return 2
-                if -4096 <= i <= 4095:
-                    return 3
-                if -32768 <= i <= 32767:
-                    return 4
-                if -8388608 <= i <= 8388607:
-                    return 5
-                if -2147483648 <= i <= 2147483647:
-                    return 6
-                return 10
+    if n and v[0] in _INT_START and n <= 20:
+        i = string2ll(v)
+        if i is not None:
+            if 0 <= i <= 127:
+                return 2
+            if -4096 <= i <= 4095:
+                return 3
+            if -32768 <= i <= 32767:
+                return 4
+            if -8388608 <= i <= 8388607:
+                return 5
+            if -2147483648 <= i <= 2147483647:
+                return 6
+            return 10
     if n < 64:
         return n + 2  # 1-byte header, 1-byte backlen (n + 1 <= 127)
     el = n + 2 if n < 4096 else n + 5
@@ -116,8 +116,11 @@ class List:
     def grow_check(self, fill: int, add_bytes: int, add_count: int) -> None:
         """listTypeTryConversionAppend: convert to quicklist before adding elements."""
         if self.nodes is None and exceeds(fill, self.lp + add_bytes, len(self.items) + add_count):
-            self.fill = max(-5, min(fill, FILL_MAX))
-            self.nodes = [[self.lp, len(self.items), 0]] if self.items else []
+            self._to_quicklist(fill)
+
+    def _to_quicklist(self, fill: int) -> None:
+        self.fill = max(-5, min(fill, FILL_MAX))
+        self.nodes = [[self.lp, len(self.items), 0]] if self.items else []
 
     def shrink_check(self, fill: int) -> None:
         """listTypeTryConvertQuicklist(shrinking=1): back to listpack below half the limit."""
@@ -151,6 +154,37 @@ class List:
             self.items.extendleft(values)
         else:
             self.items.extend(values)
+
+    def push_one(self, v: bytes, head: bool, fill: int) -> None:
+        """:meth:`push` of one element (LPUSH key element), without its temporaries."""
+        n = len(v)
+        # entry_size(v), its short-string case inlined
+        size = n + 2 if n < 64 and (not n or v[0] not in _INT_START) else entry_size(v)
+        nodes = self.nodes
+        if nodes is None and exceeds(fill, self.lp + n, len(self.items) + 1):  # grow_check
+            self._to_quicklist(fill)
+            nodes = self.nodes
+        if nodes is None:
+            self.lp += size
+        else:
+            end = (nodes[0] if head else nodes[-1]) if nodes else None
+            qfill = self.fill
+            # _ql_push's common case: the end node is size-limited and has room (a packed
+            # node holds at least LP_EMPTY bytes, so this also rules out a large element)
+            if (
+                end is not None
+                and qfill < 0
+                and not end[2]
+                and end[0] + n + SIZE_ESTIMATE_OVERHEAD <= _LIMIT[qfill]
+            ):
+                end[0] += size
+                end[1] += 1
+            else:
+                self._ql_push(nodes, v, head)
+        if head:
+            self.items.appendleft(v)
+        else:
+            self.items.append(v)
 
     def _ql_push(self, nodes: list[Node], v: bytes, head: bool) -> None:
         """quicklistPushHead / quicklistPushTail."""
