@@ -6,7 +6,10 @@ not SELECT/MULTI/EXEC/CLUSTER, known to the target) nothing is computed but the 
 made: runs of such commands are cut at the exact boundary hiredis reports (bytes fed minus
 ``Reader.len()``) and sent as the file's own bytes, with a :class:`RawCmds` view that builds
 per-command offsets only when someone asks (an error reply, a checkpoint inside the run, the
-cluster router). Anything else (SELECT, MULTI ... EXEC, other commands) gets exact offsets from
+cluster router). Before hiredis, a run of commands all of the first one's shape (same name,
+argument count and lengths: an AOF of fixed-width keys and values) is proven canonical by
+strided slices of its header bytes (:func:`uniform_run`) and emitted with no parse at all.
+Anything else (SELECT, MULTI ... EXEC, other commands) gets exact offsets from
 the canonical sizes and is handed to the caller as ``AofCommand`` lists, the shapes
 ``persistence.aof.reader`` yields. ``#`` annotation lines are skipped.
 
@@ -88,23 +91,45 @@ def input_files(path: str | os.PathLike[str]) -> list[InputFile]:
 
 
 class RawCmds(Sequence[AofCommand]):
-    """The commands of a raw run, as ``AofCommand`` objects built on first use."""
+    """The commands of a raw run, as ``AofCommand`` objects built on first use.
 
-    __slots__ = ("_cmds", "argvs", "db", "end", "file", "offset")
+    A uniform run (:func:`uniform_run`: ``n`` commands of ``step`` bytes each, proven alike
+    without parsing) has no argv lists until someone asks: ``argvs`` then parses ``data``."""
 
-    def __init__(self, argvs: list[list[bytes]], file: str, offset: int, end: int, db: int):
-        self.argvs = argvs
+    __slots__ = ("_argvs", "_cmds", "data", "db", "end", "file", "n", "offset", "step")
+
+    def __init__(
+        self, argvs: list[list[bytes]] | None, file: str, offset: int, end: int, db: int,
+        *, data: bytes = b"", n: int = 0, step: int = 0,
+    ) -> None:  # fmt: skip
+        self._argvs = argvs
         self.file = file
         self.offset = offset  # file offset of the first command
         self.end = end  # file offset just past the last one
         self.db = db
+        self.data = data  # the run's bytes (kept only while argvs is None)
+        self.n = len(argvs) if argvs is not None else n
+        self.step = step  # every command's size, when known to be equal (0: unknown)
         self._cmds: list[AofCommand] | None = None
 
+    @property
+    def argvs(self) -> list[list[bytes]]:
+        if self._argvs is None:
+            reader = hiredis.Reader()
+            reader.feed(b"*%d\r\n" % self.n)
+            reader.feed(self.data)
+            self._argvs = reader.gets()
+            assert type(self._argvs) is list and len(self._argvs) == self.n
+            self.data = b""
+        return self._argvs
+
     def __len__(self) -> int:
-        return len(self.argvs)
+        return self.n
 
     def end_of(self, i: int) -> int:
         """File offset just past command ``i``."""
+        if self.step:
+            return self.offset + (i + 1) * self.step
         if self._cmds is not None:
             c = self._cmds[i]
             return c.offset + c.size
@@ -145,6 +170,16 @@ def split_run(run: Run, n: int) -> list[Run]:
     out = []
     raw = run.cmds
     pos = 0
+    step = raw.step
+    if step and raw._argvs is None:
+        for i in range(0, raw.n, n):
+            k = min(n, raw.n - i)
+            at = raw.offset + pos
+            data = run.data[pos : pos + k * step]
+            sub = RawCmds(None, raw.file, at, at + k * step, raw.db, data=data, n=k, step=step)
+            out.append(Run(data, sub))
+            pos += k * step
+        return out
     for i in range(0, len(raw.argvs), n):
         argvs = raw.argvs[i : i + n]
         size = runsize(argvs)
@@ -185,6 +220,70 @@ _ARG = ARG_SIZE.__getitem__
 _FIRST = itemgetter(0)
 _LIST = {list}
 _ARGC = ARGC_SIZE.__getitem__
+
+
+UNIFORM_MIN = 64  # commands: a shorter uniform run is left to hiredis
+RETRY_BYTES = 1 << 16  # after a failed look for a uniform run, bytes read before the next
+MAX_ARGC = 64
+
+
+def _shape(buf: bytes, pos: int) -> tuple[int, list[int], int, int] | None:
+    """The command at ``buf[pos]`` read by hand when canonical: (its size, the offsets of its
+    header and CRLF bytes, where its name starts and ends), else None."""
+    nl = buf.find(b"\r\n", pos, pos + 6)
+    digits = buf[pos + 1 : nl]
+    if nl < 0 or buf[pos] != 42 or not digits.isdigit() or digits[:1] == b"0":
+        return None
+    argc = int(digits)
+    if argc > MAX_ARGC:
+        return None
+    fixed = list(range(pos, nl + 2))
+    p = nl + 2
+    name = (0, 0)
+    for i in range(argc):
+        nl = buf.find(b"\r\n", p, p + 8)
+        digits = buf[p + 1 : nl]
+        if nl < 0 or buf[p] != 36 or not digits.isdigit() or (digits[:1] == b"0" and nl > p + 2):
+            return None
+        start = nl + 2
+        end = start + int(digits)
+        if buf[end : end + 2] != b"\r\n":
+            return None
+        fixed += range(p, start)
+        fixed += (end, end + 1)
+        if i == 0:
+            name = (start, end)
+        p = end + 2
+    return p - pos, fixed, name[0], name[1]
+
+
+def uniform_run(
+    buf: bytes, pos: int, limit: int, is_plain: Callable[[bytes], bool]
+) -> tuple[int, int]:
+    """How many commands from ``buf[pos]`` (at most ``limit`` bytes) are copies of the first
+    one's shape: the same argument count and lengths (so the same size) and the same name,
+    a plain one. Strided slices compare every header and CRLF byte, and the name's bytes,
+    across the commands at C speed: each is then canonical RESP, with no parse and no object
+    (an AOF of fixed-width keys and values, like the benchmark's). Returns (commands, size of
+    each); 0 commands: fewer than UNIFORM_MIN."""
+    shape = _shape(buf, pos)
+    if shape is None:
+        return 0, 0
+    size, fixed, lo, hi = shape
+    k = min(limit, len(buf) - pos) // size
+    if k < UNIFORM_MIN or not is_plain(buf[lo:hi]):
+        return 0, 0
+    stop = pos + k * size
+    for at in (*fixed, *range(lo, hi)):
+        if buf[at:stop:size] != buf[at : at + 1] * k:
+            # the commands before the first different one are still alike
+            row = buf[at:stop:size]
+            first = next(i for i in range(k) if row[i] != row[0])
+            if first < UNIFORM_MIN:
+                return 0, 0
+            k = first
+            stop = pos + k * size
+    return k, size
 
 
 def scan(f: BinaryIO, name: str, code_of: Callable[[bytes], int], slow: Sized) -> Iterator[ScanOut]:
@@ -242,6 +341,14 @@ class _Scan:
             buf[start:end], RawCmds(run, self.name, self.base + start, self.base + end, self.db)
         )
 
+    def _uniform(self, k: int, size: int) -> Run:
+        start = self.start
+        end = self.start = start + k * size
+        data = self.buf[start:end]
+        at = self.base + start
+        cmds = RawCmds(None, self.name, at, at + k * size, self.db, data=data, n=k, step=size)
+        return Run(data, cmds)
+
     def run(self) -> Iterator[ScanOut]:
         fed = 0  # buf index up to which hiredis was fed
         reader = hiredis.Reader()
@@ -252,6 +359,16 @@ class _Scan:
         plain: set[bytes] = set()  # names whose code is PLAIN
         slow = self.slow
         need_more = False  # an annotation line runs past the buffer
+        retry_at = 0  # buf index before which no uniform run is looked for again
+
+        def is_plain(name: bytes) -> bool:
+            c = cache.get(name)
+            if c is None:
+                c = cache[name] = self.code_of(name)
+                if c == PLAIN:
+                    plain.add(name)
+            return c == PLAIN
+
         while True:
             if fed >= len(self.buf) or need_more:  # refill: keep buf[start:], add a chunk
                 if eof:
@@ -273,9 +390,21 @@ class _Scan:
                 self.base += s
                 self.buf = self.buf[s:] + more
                 fed -= s
+                retry_at -= s
                 self.start = 0
                 continue
             buf = self.buf
+            if txn is None and not slow and not self.run_ and fed >= retry_at:
+                k, size = uniform_run(buf, self.start, RUN_BYTES, is_plain)
+                if k:  # hiredis held nothing but bytes from `start` on: they are fed again
+                    yield self._uniform(k, size)
+                    fed = self.start
+                    reader = hiredis.Reader()
+                    continue
+                if not eof and len(buf) - self.start < RUN_BYTES:
+                    need_more = True  # the next chunk may go on with a uniform run
+                    continue
+                retry_at = self.start + RETRY_BYTES
             n = FEED if fed + FEED < len(buf) else len(buf) - fed
             # end the slice just before a command start when one is in sight (cut's hint)
             k = buf.rfind(b"\r\n*", fed, fed + n)
