@@ -15,6 +15,7 @@ empty) and the p99 latency during BGREWRITEAOF (one server start, ``runs`` rewri
 from __future__ import annotations
 
 import argparse
+import random
 import re
 import shutil
 import subprocess
@@ -41,14 +42,26 @@ from persistence.records import KeyRecord, StringValue
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def make_dirs(work: Path, n: int) -> tuple[Path, Path]:
+def make_dirs(work: Path, n: int, varied: bool = False) -> tuple[Path, Path]:
+    """(RESP AOF data dir, RDB-preamble data dir) of ``n`` SETs, as valkey-server writes them
+    (the one encoder's bytes are Valkey's: tests/test_aof_raw_records.py). The keys are
+    ``key:%08d`` and the values ``value-<i>``; ``varied``: keys and values of random lengths
+    (1-40 and 1-100 bytes, a fixed seed), so no two neighbours need have one size."""
     resp, pre = work / "aof_resp", work / "aof_preamble"
+    if varied:
+        rng = random.Random(7)
+        pairs = [
+            (b"k%d:" % i + b"x" * rng.randrange(0, 32), b"v" * rng.randrange(1, 101))
+            for i in range(n)
+        ]
+    else:
+        pairs = [(b"key:%08d" % i, b"value-%d" % i) for i in range(n)]
     write_aof_dir(resp / "appendonlydir", [], base="aof")
     with open(resp / "appendonlydir" / "appendonly.aof.1.incr.aof", "wb") as f:
         f.write(encode_command([b"SELECT", b"0"]))
-        for i in range(n):
-            f.write(encode_command([b"SET", b"key:%08d" % i, b"value-%d" % i]))
-    recs = (KeyRecord(0, b"key:%08d" % i, StringValue(b"value-%d" % i)) for i in range(n))
+        for key, value in pairs:
+            f.write(encode_command([b"SET", key, value]))
+    recs = (KeyRecord(0, key, StringValue(value)) for key, value in pairs)
     write_aof_dir(pre / "appendonlydir", recs, base="rdb")
     return resp, pre
 

@@ -91,9 +91,10 @@ def port_of(c: redis.Redis) -> int:
 
 
 def replay_seconds(
-    aof_dir: Path, keys: int, runs: int, work: Path
+    aof_dir: Path, keys: int, runs: int, work: Path, with_cluster: bool = True
 ) -> tuple[int, list[float], list[float], list[float]]:
-    """(commands, seconds of: redis-cli --pipe, ours standalone, ours into a 3-node cluster)."""
+    """(commands, seconds of: redis-cli --pipe, ours standalone, ours into a 3-node cluster
+    (none without ``with_cluster``))."""
     cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
     if cli is None:
         raise SystemExit("redis-cli not found (apt-get install redis-tools)")
@@ -120,6 +121,8 @@ def replay_seconds(
         t_cli = timed(runs, c.flushall, pipe)
         t_ours = timed(runs, c.flushall, ours)
         assert c.dbsize() == keys, (c.dbsize(), keys)
+    if not with_cluster:
+        return n, t_cli, t_ours, []
     with cluster(work / "cl") as nodes:
 
         def flush_all() -> None:
@@ -135,16 +138,19 @@ def replay_seconds(
     return n, t_cli, t_ours, t_cl
 
 
-def measure(aof_dir: Path, keys: int, runs: int, work: Path) -> list[Figure]:
+def measure(
+    aof_dir: Path, keys: int, runs: int, work: Path, with_cluster: bool = True
+) -> list[Figure]:
     """Replay commands/s of ours (standalone, 3-node cluster) and of ``redis-cli --pipe``."""
     compile_packages()
-    n, t_cli, t_ours, t_cl = replay_seconds(aof_dir, keys, runs, work)
+    n, t_cli, t_ours, t_cl = replay_seconds(aof_dir, keys, runs, work, with_cluster)
     ref = [n / t for t in t_cli]
     return [
         Figure("replay.standalone", f"valkey-aof replay into valkey-server, {n:,} commands",
                "cmd/s", [n / t for t in t_ours], ref, "redis-cli --pipe"),
-        Figure("replay.cluster", f"valkey-aof replay into a 3-node cluster, {n:,} commands",
-               "cmd/s", [n / t for t in t_cl], ref, "redis-cli --pipe, standalone"),
+        *([Figure("replay.cluster", f"valkey-aof replay into a 3-node cluster, {n:,} commands",
+                  "cmd/s", [n / t for t in t_cl], ref, "redis-cli --pipe, standalone")]
+          if with_cluster else []),
     ]  # fmt: skip
 
 

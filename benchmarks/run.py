@@ -4,8 +4,10 @@
 
 NAMES picks a subset of ``server`` (redis-benchmark), ``durability`` (start-up load of an AOF and
 of its RDB-preamble form, RSS of the loaded keys, p99 latency during BGREWRITEAOF), ``tools``
-(check, inspect), ``replay`` (standalone, 3-node cluster), ``formats`` (our readers) and
-``migration`` (when ``benchmarks/migration.py`` exists and has ``measure()``); default: all.
+(check, inspect), ``replay`` (standalone, 3-node cluster), ``formats`` (our readers),
+``migration`` (when ``benchmarks/migration.py`` exists and has ``measure()``) and ``varied``
+(tools, replay and the AOF reader again on keys and values of random lengths, no targets);
+default: all.
 
 How it works:
 - each script in this folder exposes ``measure(...) -> list[Figure]`` (``_common.Figure``: raw
@@ -29,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import dataclasses
 import functools
 import importlib.util
 import inspect
@@ -140,6 +143,7 @@ class Context:
     work: Path
     quick: bool = False
     _data: tuple[Path, Path] | None = field(default=None, repr=False)
+    _varied: tuple[Path, Path] | None = field(default=None, repr=False)
 
     def data(self) -> tuple[Path, Path]:
         """(RESP AOF data dir, RDB-preamble data dir) of ``sizes.keys`` SETs, made once."""
@@ -147,6 +151,13 @@ class Context:
             d = self.work / "data"
             self._data = bench_durability.make_dirs(d, self.sizes.keys)
         return self._data
+
+    def varied_data(self) -> tuple[Path, Path]:
+        """:meth:`data` with keys and values of random lengths."""
+        if self._varied is None:
+            d = self.work / "varied"
+            self._varied = bench_durability.make_dirs(d, self.sizes.keys, varied=True)
+        return self._varied
 
     def dir(self, name: str) -> Path:
         d = self.work / name
@@ -212,7 +223,25 @@ BENCHMARKS: dict[str, Callable[[Context], list[Figure]]] = {
     ),
     "formats": lambda c: bench_formats.measure(*c.data(), c.runs),
     "migration": run_migration,
+    "varied": lambda c: run_varied(c),
 }
+
+
+def run_varied(ctx: Context) -> list[Figure]:
+    """The tool and reader figures again on an AOF whose keys and values have random lengths
+    (no target: the shared AOF's commands come in long runs of one size, which the reader,
+    inspect and replay each have a fast path for; these rows show the general path)."""
+    resp, pre = ctx.varied_data()
+    aof = resp / "appendonlydir"
+    figures = [
+        *bench_tools.measure(aof, ctx.runs, ctx.dir("varied_tools")),
+        *bench_replay.measure(aof, ctx.sizes.keys, ctx.runs, ctx.dir("varied_replay"), False),
+        *(f for f in bench_formats.measure(resp, pre, ctx.runs) if f.metric == "formats.aof_read"),
+    ]
+    return [
+        dataclasses.replace(f, metric=f"varied.{f.metric}", label=f"{f.label}, varied sizes")
+        for f in figures
+    ]
 
 
 def default_names() -> list[str]:
