@@ -87,25 +87,40 @@ def run(name: str, pipeline: int, commands: int, repeat: int = 1) -> float:
             c = Connection(srv)
             c.connection_made(FakeTransport())  # type: ignore[arg-type]
             conns.append(c)
-        make = REQUESTS[name]
-        if name == "GET":  # as after redis-benchmark's SET test: the keys GET asks for exist
-            engine.keyspace.dbs[0].data.update((make(i)[1], b"xxx") for i in range(100_000))
-        reads = [
-            b"".join(encode_command(make(j * pipeline + k)) for k in range(pipeline))
-            for j in range(commands // pipeline // CLIENTS + 1)
-        ]
-        t0 = time.process_time()
-        n = 0
-        for data in reads * repeat:
-            for c in conns:
-                c.data_received(data)
-            n += pipeline * CLIENTS
-            srv.flush()
-        spent = time.process_time() - t0
+        spent = drive(conns, engine.keyspace.dbs[0].data, srv.flush, name, pipeline, commands,
+                      repeat)  # fmt: skip
         aof.close()
-        return spent / n
+        return spent
     finally:
         os.chdir(cwd)
+
+
+def drive(
+    conns: list[Any],
+    db: dict[bytes, Any],
+    end_of_turn: Callable[[], None],
+    name: str,
+    pipeline: int,
+    commands: int,
+    repeat: int,
+) -> float:
+    """Seconds of CPU per command: rounds of one read of ``pipeline`` requests per connection,
+    then ``end_of_turn`` (the AOF write and the replies); the requests sent ``repeat`` times."""
+    make = REQUESTS[name]
+    if name == "GET":  # as after redis-benchmark's SET test: the keys GET asks for exist
+        db.update((make(i)[1], b"xxx") for i in range(100_000))
+    reads = [
+        b"".join(encode_command(make(j * pipeline + k)) for k in range(pipeline))
+        for j in range(commands // pipeline // CLIENTS + 1)
+    ]
+    t0 = time.process_time()
+    n = 0
+    for data in reads * repeat:
+        for c in conns:
+            c.data_received(data)
+        n += pipeline * CLIENTS
+        end_of_turn()
+    return (time.process_time() - t0) / n
 
 
 class FakeLoop:
@@ -135,23 +150,13 @@ def run_floor(name: str, pipeline: int, commands: int, repeat: int = 1) -> float
             c = floor_server.Conn(floor)
             c.connection_made(FakeTransport())  # type: ignore[arg-type]
             conns.append(c)
-        make = REQUESTS[name]
-        if name == "GET":
-            floor_server.DB.update((make(i)[1], b"xxx") for i in range(100_000))
-        reads = [
-            b"".join(encode_command(make(j * pipeline + k)) for k in range(pipeline))
-            for j in range(commands // pipeline // CLIENTS + 1)
-        ]
-        t0 = time.process_time()
-        n = 0
-        for data in reads * repeat:
-            for c in conns:
-                c.data_received(data)
-            n += pipeline * CLIENTS
+
+        def end_of_turn() -> None:
             for fn in loop.ready:
                 fn()
             loop.ready.clear()
-        return (time.process_time() - t0) / n
+
+        return drive(conns, floor_server.DB, end_of_turn, name, pipeline, commands, repeat)
     finally:
         os.close(fd)
 
