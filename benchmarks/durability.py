@@ -46,7 +46,7 @@ def make_dirs(work: Path, n: int, varied: bool = False) -> tuple[Path, Path]:
     """(RESP AOF data dir, RDB-preamble data dir) of ``n`` SETs, as valkey-server writes them
     (the one encoder's bytes are Valkey's: tests/test_aof_raw_records.py). The keys are
     ``key:%08d`` and the values ``value-<i>``; ``varied``: keys and values of random lengths
-    (1-40 and 1-100 bytes, a fixed seed), so no two neighbours need have one size."""
+    (3-39 and 1-100 bytes, a fixed seed), so no two neighbours need have one size."""
     resp, pre = work / "aof_resp", work / "aof_preamble"
     if varied:
         rng = random.Random(7)
