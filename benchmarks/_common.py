@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
@@ -24,10 +25,28 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from realserver import free_port, valkey_server_binary
 
 
+def free_ports(n: int) -> list[int]:
+    """``n`` distinct free ports: all are held open while they are chosen, so the kernel cannot
+    hand one out twice (as ``free_port()`` called n times can)."""
+    socks: list[socket.socket] = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 @contextmanager
-def valkey(workdir: Path, *args: str) -> Iterator[tuple[redis.Redis, subprocess.Popen[bytes]]]:
+def valkey(
+    workdir: Path, *args: str, port: int | None = None
+) -> Iterator[tuple[redis.Redis, subprocess.Popen[bytes]]]:
     workdir.mkdir(parents=True, exist_ok=True)
-    port = free_port()
+    if port is None:
+        port = free_port()
     cmd = [
         valkey_server_binary(),
         "--port",

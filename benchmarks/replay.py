@@ -33,9 +33,8 @@ sys.path.insert(0, str(HERE.parent))
 from tools.replay import ReplayOptions, replay  # noqa: E402
 
 sys.path.append(str(HERE))
-from _common import Figure, compile_packages, table, valkey  # noqa: E402
+from _common import Figure, compile_packages, free_ports, table, valkey  # noqa: E402
 from formats import make_aof  # noqa: E402
-from realserver import free_port  # noqa: E402
 
 Times = tuple[float, float, float]
 
@@ -43,14 +42,16 @@ Times = tuple[float, float, float]
 @contextlib.contextmanager
 def cluster(work: Path) -> Iterator[list[redis.Redis]]:
     ranges = [(0, 5460), (5461, 10922), (10923, 16383)]
-    bus = [free_port() for _ in ranges]
+    # client and bus ports chosen together: a client port equal to a bus port fails a node
+    ports = free_ports(6)
+    bus = ports[3:]
     with contextlib.ExitStack() as stack:
         nodes = [
             stack.enter_context(
                 valkey(
                     work / f"n{i}", "--appendonly", "no", "--cluster-enabled", "yes",
                     "--cluster-config-file", "nodes.conf", "--cluster-port", str(bus[i]),
-                    "--cluster-databases", "16",
+                    "--cluster-databases", "16", port=ports[i],
                 )
             )[0]
             for i in range(3)
