@@ -5,8 +5,10 @@
     python benchmarks/hotpath.py --floor --callgrind            # the same for floor_server.py
 
 An in-process ``Server`` with the AOF on (``appendfsync everysec``, a temporary directory) and
-50 connections on fake transports gets redis-benchmark's requests (random keys out of 100 k,
-3-byte values) in reads of ``--pipeline`` commands each; ``Server.flush`` (the AOF write, then
+50 connections on fake transports gets redis-benchmark's requests (3-byte values) in reads of
+``--pipeline`` commands each, all 50 connections of a round sending the same read (so the keys
+and HSET's fields number about N / 50: HSET's hash stays a listpack, where redis-benchmark's
+grows into a hashtable); ``Server.flush`` (the AOF write, then
 the replies) runs after every round of 50 reads, as after an event-loop turn. This is the
 Python work of the real server minus the event loop and the system calls, so the figures are
 steady on a noisy machine where redis-benchmark's are not. ``--callgrind`` runs this script

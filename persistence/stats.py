@@ -376,7 +376,7 @@ def _same_head(run: CommandRun, size: int = 0) -> bool:
     """True when every command of ``run`` has the first one's argc and argv[0], seen in the raw
     RESP: each ``*`` of ``run.raw`` starts a command (so each match of
     ``*<argc>\\r\\n$<len>\\r\\n<name>`` is one such command, the name's bytes ending where its
-    length says). With ``size`` (every command has that size, :func:`_same_size`) the commands
+    length says). With ``size`` (every command has that size, :func:`_one_size`) the commands
     start every ``size`` bytes, and each byte of that head is compared at once in all of them
     (one strided slice per byte, ~1/50 of the bytes); else one C count over the run (the
     needle ends with the name, not CRLF, for long skips in the search)."""
@@ -390,11 +390,6 @@ def _same_head(run: CommandRun, size: int = 0) -> bool:
         return raw.count(head, at, end) == n
     # the first command is ``size`` bytes and starts with head, so len(head) <= size
     return all(raw[at + i : end : size] == head[i : i + 1] * n for i in range(len(head)))
-
-
-def _same_size(run: CommandRun) -> list[int] | int:
-    """The size of each command of ``run``, or one int when all have the same size."""
-    return _one_size(run) or run.sizes()
 
 
 def _one_size(run: CommandRun) -> int:

@@ -1,8 +1,5 @@
 """The shortcuts of ``valkey-aof inspect`` give what the plain ways give:
 
-- ``tools.jsonout.dumps`` with ``flat`` (a big str -> int dict encoded by json's C encoder):
-  the same text as the plain pretty-printed dump, wherever the dict sits and whatever the rest
-  of the document holds;
 - ``_same_head`` with the run's one command size (strided compares) against its C count;
 - ``_slot_counts`` (one weighted C pass) against a loop, and the CRCs counted in batches
   (``CRC_BATCH``) against counting them as they come.
@@ -10,11 +7,9 @@
 
 from __future__ import annotations
 
-import json
 import random
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -24,60 +19,7 @@ from persistence.aof.encoder import encode_command as enc
 from persistence.aof.reader import read_aof_runs
 from persistence.aof.resp_scan import CommandRun
 from persistence.stats import _one_size, _same_head, _slot_counts, inspect_path
-from tools.jsonout import _MARK, dumps
 from tools.keyspecs import key_positions, single_key
-
-FLAT = ("aof", "slots")
-
-
-def _plain(doc: Any) -> str:
-    return dumps(doc)
-
-
-def _doc(rng: random.Random, n: int) -> dict[str, Any]:
-    slots = {str(s): rng.randrange(1, 10**12) for s in sorted(rng.sample(range(16384), n))}
-    return {
-        "schema": "valkey-aof.inspect/1",
-        "path": "d\udcff/appendonlydir",  # a surrogate-escaped file name byte
-        "files": [{"name": "a.aof", "size": 3, "seq": None}],
-        "aof": {
-            "totals": {"commands": 5, "keys_touched_exact": True},
-            "slots": slots,
-            "top_keys_by_writes": {"keys": [{"key": 'k\u00e9\n"x', "value": 2}]},
-            "imports": [],
-        },
-        "rdb": None,
-    }
-
-
-@pytest.mark.parametrize("n", [0, 1, 100, 101, 5000, 16384])
-def test_flat_is_the_plain_dump(n: int) -> None:
-    doc = _doc(random.Random(n), n)
-    assert dumps(doc, flat=FLAT) == _plain(doc)
-    assert json.loads(dumps(doc, flat=FLAT)) == json.loads(_plain(doc))
-
-
-def test_flat_at_other_depths_and_odd_keys() -> None:
-    rng = random.Random(7)
-    big = {f'"k\\{i}\u00e9\x01': rng.randrange(-5, 5) for i in range(300)}
-    for doc in ({"a": {"b": big}}, {"x": [1, {"y": 2}], "a": {"z": [], "b": big, "c": {}}}):
-        assert dumps(doc, flat=("a", "b")) == _plain(doc)
-
-
-@pytest.mark.parametrize(
-    "doc",
-    [
-        {"aof": None},
-        {"aof": {"slots": [1, 2, 3]}},
-        {"aof": {"slots": {str(i): [i] for i in range(200)}}},  # not scalars: plain path
-        {"aof": {"slots": {str(i): float(i) for i in range(200)}}},
-        {"aof": {"slots": {str(i): i for i in range(200)}}, "note": _MARK},  # mark collision
-        {"aof": {"slots": {str(i): i for i in range(200)}, "other": {_MARK: 1}}},
-        [1, 2],
-    ],
-)
-def test_flat_falls_back_to_the_plain_dump(doc: Any) -> None:
-    assert dumps(doc, flat=FLAT) == _plain(doc)
 
 
 def test_strided_same_head_is_the_counted_one(tmp_path: Path) -> None:

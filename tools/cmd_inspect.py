@@ -48,7 +48,7 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
         except PersistenceError as e:
             raise corrupt(e) from e
     if as_json:
-        click.echo(dumps(data, flat=("aof", "slots")))
+        click.echo(dumps(data))
     else:
         from tools.render import console, inspect_report
 

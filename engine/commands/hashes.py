@@ -178,28 +178,16 @@ def hset(ctx: Ctx, argv: list[bytes]) -> Any:
         if field not in data:
             created = 1
         data[field] = argv[3]
-    elif h.listpack:  # no field TTLs either
-        # src/t_hash.c hashTypeTryConversion (too many pairs, a field or value too long) and
-        # hashTypeSet's entry count check; checking while storing gives the same result
-        cfg = ctx.engine.config.values
-        maxv = cfg[_MAX_VALUE]
-        for i in range(2, n, 2):
-            field = argv[i]
-            value = argv[i + 1]
-            if field not in data:
-                created += 1
-            data[field] = value
-            if len(field) > maxv or len(value) > maxv:
-                h.listpack = False
-        max_entries = cfg[_MAX_ENTRIES]
-        if len(data) > max_entries or (n - 2) // 2 > max_entries:
-            h.listpack = False
-    elif not h.expires:  # no field TTL to clear or honour
+    elif not h.expires:  # no field TTL to clear or honour (a listpack never has one)
+        if h.listpack:
+            try_conversion(ctx, h, argv, 2)
         for i in range(2, n, 2):
             field = argv[i]
             if field not in data:
                 created += 1
             data[field] = argv[i + 1]
+        if h.listpack and len(data) > ctx.engine.config.values[_MAX_ENTRIES]:
+            h.listpack = False  # src/t_hash.c hashTypeSet's entry count check
     else:
         for i in range(2, n, 2):
             updated, exp = hash_set(ctx, key, h, argv[i], argv[i + 1], None, False)

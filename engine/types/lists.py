@@ -35,7 +35,6 @@ LP_EMPTY = 7  # LP_HDR_SIZE + LP_EOF
 DEFAULT_FILL = -2  # list-max-listpack-size default
 _UINT_MAX = (1 << 32) - 1
 _SIZE_MAX = (1 << 64) - 1
-_LIMIT = {f: _OPTIMIZATION_LEVEL[-f - 1] for f in range(-5, 0)}  # a negative fill's size limit
 
 Node = list[int]  # [sz, count, plain]
 _INT_START = frozenset(b"-0123456789")  # the first bytes string2ll may accept
@@ -116,11 +115,8 @@ class List:
     def grow_check(self, fill: int, add_bytes: int, add_count: int) -> None:
         """listTypeTryConversionAppend: convert to quicklist before adding elements."""
         if self.nodes is None and exceeds(fill, self.lp + add_bytes, len(self.items) + add_count):
-            self._to_quicklist(fill)
-
-    def _to_quicklist(self, fill: int) -> None:
-        self.fill = max(-5, min(fill, FILL_MAX))
-        self.nodes = [[self.lp, len(self.items), 0]] if self.items else []
+            self.fill = max(-5, min(fill, FILL_MAX))
+            self.nodes = [[self.lp, len(self.items), 0]] if self.items else []
 
     def shrink_check(self, fill: int) -> None:
         """listTypeTryConvertQuicklist(shrinking=1): back to listpack below half the limit."""
@@ -157,30 +153,13 @@ class List:
 
     def push_one(self, v: bytes, head: bool, fill: int) -> None:
         """:meth:`push` of one element (LPUSH key element), without its temporaries."""
-        n = len(v)
-        # entry_size(v), its short-string case inlined
-        size = n + 2 if n < 64 and (not n or v[0] not in _INT_START) else entry_size(v)
+        if self.nodes is None:
+            self.grow_check(fill, len(v), 1)
         nodes = self.nodes
-        if nodes is None and exceeds(fill, self.lp + n, len(self.items) + 1):  # grow_check
-            self._to_quicklist(fill)
-            nodes = self.nodes
         if nodes is None:
-            self.lp += size
+            self.lp += entry_size(v)
         else:
-            end = (nodes[0] if head else nodes[-1]) if nodes else None
-            qfill = self.fill
-            # _ql_push's common case: the end node is size-limited and has room (a packed
-            # node holds at least LP_EMPTY bytes, so this also rules out a large element)
-            if (
-                end is not None
-                and qfill < 0
-                and not end[2]
-                and end[0] + n + SIZE_ESTIMATE_OVERHEAD <= _LIMIT[qfill]
-            ):
-                end[0] += size
-                end[1] += 1
-            else:
-                self._ql_push(nodes, v, head)
+            self._ql_push(nodes, v, head)
         if head:
             self.items.appendleft(v)
         else:

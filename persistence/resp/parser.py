@@ -272,12 +272,8 @@ class RequestParser:
         old = len(buf)
         buf += data
         if self._hi is not None:
-            start = max(old - 7, self._pos)
-            if start < old or type(data) is not bytes:  # may begin in what was buffered
-                big = find_big_aggregate(buf, start)
-            else:  # (the common case: nothing left over) the new bytes only, without a copy
-                big = find_big_aggregate(data, 0)
-                big = big + old if big >= 0 else -1
+            # a header may begin in what was buffered (the common case returned above)
+            big = find_big_aggregate(buf, max(old - 7, self._pos))
             if big < 0:
                 self._hi.feed(data if type(data) is bytes else bytes(data))
             else:
