@@ -1,6 +1,6 @@
 """The server's per-command cost without sockets: CPU time and instructions per command.
 
-    python benchmarks/hotpath.py [SET GET LPUSH HSET] [--pipeline 16] [--commands 200000]
+    python benchmarks/hotpath.py [SET GET LPUSH HSET SET~ GET~] [--pipeline 16] [--commands 200000]
     python benchmarks/hotpath.py SET --pipeline 1 --callgrind   # instructions per command
     python benchmarks/hotpath.py --floor --callgrind            # the same for floor_server.py
 
@@ -42,11 +42,21 @@ from engine.server.server import Connection, Server
 from persistence.aof.encoder import encode_command
 
 CLIENTS = 50
+
+
+def _varied_key(i: int) -> bytes:
+    """Keys of 3 to 39 bytes (the ``varied`` benchmark's sizes), a different size each time."""
+    return b"k%0*d" % (2 + (i * 7919) % 37, i % 100_000)
+
+
 REQUESTS: dict[str, Callable[[int], list[bytes]]] = {
     "SET": lambda i: [b"SET", b"key:%012d" % (i % 100_000), b"xxx"],
     "GET": lambda i: [b"GET", b"key:%012d" % (i % 100_000)],
     "LPUSH": lambda i: [b"LPUSH", b"mylist", b"xxx"],
     "HSET": lambda i: [b"HSET", b"myhash", b"element:%012d" % (i % 100_000), b"xxx"],
+    # keys of 3-39 bytes and values of 1-100 bytes: no two pipelined commands of one shape
+    "SET~": lambda i: [b"SET", _varied_key(i), b"x" * (1 + (i * 104729) % 100)],
+    "GET~": lambda i: [b"GET", _varied_key(i)],
 }
 
 
@@ -109,7 +119,7 @@ def drive(
     """Seconds of CPU per command: rounds of one read of ``pipeline`` requests per connection,
     then ``end_of_turn`` (the AOF write and the replies); the requests sent ``repeat`` times."""
     make = REQUESTS[name]
-    if name == "GET":  # as after redis-benchmark's SET test: the keys GET asks for exist
+    if name.startswith("GET"):  # as after redis-benchmark's SET test: the keys GET asks exist
         db.update((make(i)[1], b"xxx") for i in range(100_000))
     reads = [
         b"".join(encode_command(make(j * pipeline + k)) for k in range(pipeline))
@@ -183,7 +193,13 @@ def callgrind(name: str, pipeline: int, commands: int, floor: bool = False) -> f
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    ap.add_argument("names", nargs="*", default=list(REQUESTS), metavar="NAME")
+    ap.add_argument(
+        "names",
+        nargs="*",
+        default=list(REQUESTS)[:4],
+        metavar="NAME",
+        help=f"of {', '.join(REQUESTS)} (~: varied sizes; default: the first four)",
+    )
     ap.add_argument("--pipeline", type=int, default=16)
     ap.add_argument("--commands", type=int, default=None)
     ap.add_argument("--callgrind", action="store_true", help="instructions per command")

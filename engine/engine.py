@@ -269,6 +269,60 @@ class Engine:
             effects = [MULTI, *effects, EXEC]
         return reply, effects
 
+    def run_command(self, name: bytes) -> Command | None:
+        """The command spelt ``name`` when it has a run handler (Command.run), else None."""
+        cmd = TABLE.get(name) or TABLE.get(name.lower())
+        return cmd if cmd is not None and cmd.run is not None else None
+
+    def execute_run(
+        self, client: ClientState, cmd: Command, argv: list[bytes], more: list[Any]
+    ) -> tuple[int, bytes]:
+        """``argv`` and then the commands of ``more`` (same name and argument sizes, from
+        ``RequestParser.same_after``) through ``cmd.run``: what :meth:`execute` does for each,
+        with the stats added up once, where none of them needs the per-command work (MULTI,
+        authentication, subscriptions, cluster routing, a disk error, WATCH, keyspace events,
+        a reply mode). Returns (how many ran, their replies as RESP); 0 when there is nothing
+        it can do at once (then :meth:`execute` takes ``argv``). A write command's ones are each
+        propagated as they came: the caller writes their bytes to the AOF."""
+        a, n = cmd.arity, len(argv)
+        if (
+            ((n != a) if a >= 0 else (n < -a))
+            or client.multi is not None
+            or not client.authenticated
+            or client.reply_mode != "on"
+            or client.channels
+            or client.patterns
+            or client.shard_channels
+            or self.cluster is not None
+            or self.disk_error is not None
+            or self.notify_flags
+            or self.keyspace.watchers
+            or self.loading
+        ):
+            return 0, b""
+        assert cmd.run is not None
+        ctx = client.ctx
+        if ctx is None:
+            ctx = client.ctx = Ctx(self, client, 0)
+        # what run handlers use of ctx (the rest is for execute's handlers, which set it)
+        ctx.db = self.keyspace.dbs[client.db]
+        ctx.now_ms = now = self.clock.now_ms()
+        ctx.dirty = 0
+        t0 = _perf_ns()
+        done, replies = cmd.run(ctx, argv, more)
+        if done:
+            stats = self.stats
+            st = stats.commands.get(cmd.name)
+            if st is None:
+                st = stats.commands[cmd.name] = CommandStats()
+            st.calls += done
+            st.usec += (_perf_ns() - t0) // 1000
+            stats.total_commands_processed += done
+            stats.dirty += ctx.dirty
+            client.last_cmd = cmd.lname
+            client.last_interaction_ms = now
+        return done, replies
+
     def execute_loading(self, client: ClientState, argv: list[bytes]) -> Any:
         """Start-up replay of one AOF command: the command table's handler without the
         per-client checks, stats and propagation of :meth:`execute` (src/aof.c runs them in a

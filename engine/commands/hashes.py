@@ -14,7 +14,7 @@ import re
 from typing import Any
 
 from engine.commands.hashes_float import format_ld, parse_ld, round_ld
-from engine.commands.table import command
+from engine.commands.table import command, run_handler
 from engine.commands.util import LLONG_MAX, LLONG_MIN, OK, int_arg
 from engine.context import Ctx
 from engine.errors import (
@@ -200,6 +200,33 @@ def hset(ctx: Ctx, argv: list[bytes]) -> Any:
     ctx.notify("h", b"hset", key)
     ctx.dirty += (n - 2) // 2
     return created
+
+
+@run_handler("hset")
+def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+    """HSET key field value, then more of them: hset's hashtable and listpack cases, up to a
+    key that is not a hash without TTLs (key or field)."""
+    if len(argv) != 4:
+        return 0, b""
+    db = ctx.db
+    data = db.data
+    expires = db.expires
+    cfg = ctx.engine.config.values
+    max_entries = cfg[_MAX_ENTRIES]
+    # the run's sizes are all alike: one try_conversion verdict for every command
+    too_big = len(argv[2]) > cfg[_MAX_VALUE] or len(argv[3]) > cfg[_MAX_VALUE]
+    out: list[bytes] = []
+    for key, field, value in (argv[1:], *more):
+        h = data.get(key)
+        if type(h) is not Hash or key in expires or h.expires:
+            break
+        fields = h.data
+        out.append(b":0\r\n" if field in fields else b":1\r\n")
+        fields[field] = value
+        if h.listpack and (too_big or len(fields) > max_entries):
+            h.listpack = False
+    ctx.dirty += len(out)
+    return len(out), b"".join(out)
 
 
 @command("hmset", -4, "write denyoom fast", 1, 1, 1, acl="@write @hash @fast")

@@ -12,7 +12,7 @@ from __future__ import annotations
 from itertools import islice
 from typing import Any
 
-from engine.commands.table import Handler, command, keys_from_numkeys
+from engine.commands.table import Handler, RunHandler, command, keys_from_numkeys, run_handler
 from engine.commands.util import LLONG_MAX, OK, int_arg
 from engine.context import Ctx
 from engine.errors import (
@@ -33,6 +33,7 @@ from engine.errors import (
 from engine.types.lists import List
 from persistence.resp.frames import Array
 from persistence.resp.parser import string2ll
+from persistence.resp.reply import integer
 
 NULL_ARRAY = Array(None)
 EMPTY: list[bytes] = []
@@ -120,18 +121,53 @@ def _push_command(head: bool, xx: bool) -> Handler:
     return push
 
 
-command("lpush", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
-    _push_command(head=True, xx=False)
-)
-command("rpush", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
-    _push_command(head=False, xx=False)
-)
-command("lpushx", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
-    _push_command(head=True, xx=True)
-)
-command("rpushx", -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
-    _push_command(head=False, xx=True)
-)
+def _push_run(head: bool) -> RunHandler:
+    """A run of one of the pushes (Engine.execute_run): each as push does it, up to a key that
+    is not a list without a TTL (creating a list wakes blocked clients; the handler does that)."""
+
+    def run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+        db = ctx.db
+        data = db.data
+        expires = db.expires
+        if not more and len(argv) == 3:  # one push of one value: push's common case
+            key = argv[1]
+            lst = data.get(key)
+            if type(lst) is not List or key in expires:
+                return 0, b""
+            fill = ctx.engine.config.values[_FILL] if lst.nodes is None else lst.fill
+            lst.push_one(argv[2], head, fill)
+            ctx.dirty += 1
+            return 1, integer(len(lst.items))
+        default_fill = ctx.engine.config.values[_FILL]
+        out: list[bytes] = []
+        dirty = 0
+        for item in (argv[1:], *more):
+            key = item[0]
+            lst = data.get(key)
+            if type(lst) is not List or key in expires:
+                break
+            fill = default_fill if lst.nodes is None else lst.fill
+            if len(item) == 2:
+                lst.push_one(item[1], head, fill)
+                dirty += 1
+            else:
+                values = list(item[1:])
+                lst.push(values, head, fill)
+                dirty += len(values)
+            out.append(integer(len(lst.items)))
+        ctx.dirty += dirty
+        return len(out), b"".join(out)
+
+    return run
+
+
+for _name, _head, _xx in (
+    ("lpush", True, False), ("rpush", False, False), ("lpushx", True, True), ("rpushx", False, True)
+):  # fmt: skip
+    command(_name, -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
+        _push_command(head=_head, xx=_xx)
+    )
+    run_handler(_name)(_push_run(_head))
 
 
 # -- pops ------------------------------------------------------------------------------------

@@ -7,9 +7,10 @@ Bitmap commands are in ``bits.py``."""
 from __future__ import annotations
 
 from fractions import Fraction
+from itertools import chain, repeat
 from typing import Any
 
-from engine.commands.table import command
+from engine.commands.table import command, run_handler
 from engine.commands.util import LLONG_MAX, LLONG_MIN, OK, int_arg
 from engine.context import Ctx
 from engine.errors import (
@@ -31,6 +32,8 @@ from engine.errors import (
 from engine.types.strings import LongDoubleInf, ld_round, mark_encoding, string2ld
 from persistence.format import ld2string_human
 from persistence.resp.parser import string2ll
+from persistence.resp.reply import OK as OK_WIRE
+from persistence.resp.reply import null
 
 _UNITS = {b"EX": 1, b"PX": 2, b"EXAT": 3, b"PXAT": 4}
 
@@ -41,6 +44,57 @@ def get(ctx: Ctx, argv: list[bytes]) -> Any:
     if value is not None and type(value) is not bytes:
         raise CommandError(WRONGTYPE)
     return value
+
+
+@run_handler("get")
+def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+    """GET key, then more of them; stops at a key to expire, a value of another type (the
+    error is get's), or when the replies pass 64 KB (the output limit is checked between)."""
+    db = ctx.db
+    data = db.data
+    if not more:  # one GET: the loop below would build more than it saves
+        key = argv[1]
+        value = data.get(key)
+        if value is None:
+            return 1, null(ctx.client.resp)
+        if type(value) is not bytes or (db.expires and key in db.expires):
+            return 0, b""
+        return 1, b"$%d\r\n%b\r\n" % (len(value), value)
+    keys = [argv[1], *more]
+    values: list[Any] = list(map(data.get, keys))
+    # the common case in C: every key a string without a TTL, small replies
+    if (
+        _BYTES_ONLY.issuperset(map(type, values))
+        and (not db.expires or db.expires.keys().isdisjoint(keys))
+        and sum(sizes := list(map(len, values))) <= 65536
+    ):
+        try:
+            heads = list(map(_BULK_HDR.__getitem__, sizes))
+        except IndexError:
+            pass
+        else:
+            return len(values), b"".join(chain.from_iterable(zip(heads, values, _CRLFS)))
+    expires = db.expires
+    now = ctx.now_ms
+    missing = null(ctx.client.resp)
+    out: list[bytes] = []
+    size = 0
+    for key, value in zip(keys, values):
+        if value is None:
+            out.append(missing)
+            continue
+        if type(value) is not bytes or (expires and now > expires.get(key, now)):
+            break
+        out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+        size += len(value)
+        if size > 65536:
+            break
+    return len(out), b"".join(out)
+
+
+_BYTES_ONLY = frozenset((bytes,))
+_BULK_HDR = [b"$%d\r\n" % i for i in range(4096)]
+_CRLFS = repeat(b"\r\n")
 
 
 def _parse_expire(name: bytes, unit: int, when: bytes, now_ms: int) -> int:
@@ -148,6 +202,43 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
     elif get_old:
         ctx.rewrite([a for j, a in enumerate(argv) if j < 3 or a.upper() != b"GET"])
     return old if get_old else OK
+
+
+@run_handler("set")
+def set_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+    """SET key value, then more of them: what set_ does for each (a TTL goes; an expired key
+    is where the run stops, as its lazy expiry propagates a DEL first)."""
+    if len(argv) != 3:
+        return 0, b""
+    db = ctx.db
+    expires = db.expires
+    volatile = db.volatile_keys
+    if not more and not volatile and db.slot_keys is None:  # one SET
+        key = argv[1]
+        if expires and key in expires:
+            if ctx.now_ms > expires[key]:
+                return 0, b""
+            del expires[key]
+        db.data[key] = argv[2]
+        ctx.dirty += 1
+        return 1, OK_WIRE
+    items = [(argv[1], argv[2]), *more]
+    if expires or volatile or db.slot_keys is not None:
+        if db.slot_keys is not None:
+            return 0, b""
+        now = ctx.now_ms
+        for i, (key, _) in enumerate(items):
+            exp = expires.get(key)
+            if exp is not None:
+                if now > exp:
+                    del items[i:]
+                    break
+                del expires[key]
+            volatile.discard(key)  # (Keyspace.set's _forget)
+    db.data.update(items)
+    n = len(items)
+    ctx.dirty += n
+    return n, OK_WIRE * n
 
 
 def _set_plain(ctx: Ctx, key: bytes, value: bytes) -> None:

@@ -16,6 +16,8 @@ if TYPE_CHECKING:
     from engine.context import Ctx
 
 Handler = Callable[["Ctx", list[bytes]], Any]
+# (ctx, the first command, the rest of the run) -> (how many it ran, their replies as RESP)
+RunHandler = Callable[["Ctx", list[bytes], list[Any]], tuple[int, bytes]]
 KeysFn = Callable[[list[bytes]], list[int]]
 
 
@@ -36,6 +38,8 @@ class Command:
     readonly: bool = False
     # no arity/key checks of its own: the subcommand decides (CONFIG, CLIENT, XGROUP ...)
     container: bool = False
+    # a pipelined run of this command with one shape (Engine.execute_run), besides the handler
+    run: RunHandler | None = None
 
     lname: bytes = b""  # the name as bytes, for the per-command checks
 
@@ -124,6 +128,24 @@ def lookup(argv: list[bytes]) -> Command | None:
     if cmd is not None and cmd.container and len(argv) > 1:
         return cmd.subcommands.get(argv[1].lower(), cmd)
     return cmd
+
+
+def run_handler(name: str) -> Callable[[RunHandler], RunHandler]:
+    """Give the registered command ``name`` a handler for runs (:meth:`Engine.execute_run`):
+    ``run(ctx, argv, more)`` does ``argv`` and then the commands of ``more`` (the arguments
+    after the name of each, as ``RequestParser.same_after`` gives them: same name, same number
+    and sizes of arguments) in order, exactly as the handler would one at a time, and returns
+    how many it did and their replies (RESP bytes for ``ctx.client.resp``). It may stop at any
+    command (0: none done, nothing changed); the engine runs the rest one at a time. It is
+    called only where nothing else needs per-command work (no WATCH, keyspace events, cluster
+    routing, MULTI ...), and every command it does must be propagated as it came, if at all: it
+    stops before one that would change nothing, block, fail, or expire a key."""
+
+    def register(fn: RunHandler) -> RunHandler:
+        TABLE[name.encode()].run = fn
+        return fn
+
+    return register
 
 
 def keys_from_numkeys(numkeys_at: int, first: int, step: int = 1) -> KeysFn:

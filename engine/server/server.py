@@ -25,6 +25,7 @@ from collections.abc import Callable, Collection
 from typing import Any, cast
 
 from engine.blocking import Block
+from engine.commands.table import Command
 from engine.commands.table import lookup as lookup_command
 from engine.commands.util import OK
 from engine.config import parse_memory
@@ -139,6 +140,8 @@ class Server:
         self.migration: Any = None  # the slot-migration I/O (cluster mode)
         self.cron_hooks: list[Callable[[], None]] = []  # run by every cron tick
         self.effect_listeners: list[Callable[[list[Effect]], None]] = []  # besides the AOF
+        # command names as clients spell them -> the command if it has a run handler
+        self.runs: dict[bytes, Command | None] = {}
         # called by the cluster bus, inside the message handler, after it changed a slot's owner
         # (the migration jobs' ``topology`` events); each returns the slots whose keys it
         # deletes itself, which the bus then leaves alone. The bus' ``broadcast()`` announces a
@@ -171,6 +174,7 @@ class Server:
         if aof is not None and (self.effect_listeners or engine.config.values[TIMESTAMPS]):
             aof = None
         parser = conn.parser
+        runs = self.runs
         # each way the loop can block or close the connection leaves it at once
         if conn.blocked is None and not conn.closing:
             while True:
@@ -184,6 +188,22 @@ class Server:
                     break
                 if self.write_hold is not None and self.write_hold(conn, argv):
                     break  # a write to slots paused by a migration: parked until the resume
+                # a pipelined run of one command with one shape: at once (Engine.execute_run)
+                # (a command alone is a run of one: that path does less than execute's)
+                try:
+                    run = runs[argv[0]]
+                except KeyError:
+                    run = engine.run_command(argv[0])
+                    if len(runs) < 4096:  # "SET", "set", "Set" ...
+                        runs[argv[0]] = run
+                if run is not None and self.run(
+                    conn, run, argv, parser.same_after(argv) if parser.more else [], aof
+                ):
+                    if not len(out) & 63 and self.pipeline_over_limit(conn):
+                        break
+                    if not parser.more:
+                        break  # (what next_command would find out, without the call)
+                    continue
                 reply, effects = execute(client, argv)
                 if effects:
                     if aof is not None and len(effects) == 1:
@@ -224,6 +244,8 @@ class Server:
                     self.feed_monitors(client, argv)
                 if (client.flags or client.conn) and self.after_command(conn, argv):
                     break
+                if not parser.more:
+                    break
         if out and not had_out:
             self.pending.append(conn)
         if engine.ready_keys:
@@ -232,6 +254,36 @@ class Server:
             self.deliver_pushes()
         if not self.flush_scheduled:  # once per event-loop turn
             self.schedule_flush()
+
+    def run(
+        self, conn: Connection, cmd: Command, argv: list[bytes], more: list[Any], aof: Any
+    ) -> int:
+        """``argv`` and the run ``more`` behind it through Engine.execute_run, when no
+        per-command work of the server is due either (MONITOR, connection flags, pushes, a
+        write pause; for a write, an AOF record other than its bytes or another listener).
+        Returns how many of them ran (0: none, execute ``argv``); their replies are added."""
+        client = conn.client
+        assert client is not None
+        if self.monitors or client.flags or client.conn or client.pushes or self.write_hold:
+            return 0
+        if cmd.write and (
+            aof.selected_db != client.db
+            if aof is not None
+            else self.aof is not None or self.effect_listeners
+        ):
+            return 0
+        done, replies = self.engine.execute_run(client, cmd, argv, more)
+        if done:
+            if cmd.write:
+                raw = conn.parser.take(done - 1)
+                if raw is None:  # an inline command: encoded
+                    self.propagate([(client.db, argv)])
+                elif aof is not None:
+                    aof.buf.append(raw)
+            elif done > 1:
+                conn.parser.take(done - 1)
+            conn.out.append(replies)
+        return done
 
     def after_command(self, conn: Connection, argv: list[bytes]) -> bool:
         """Connection-level effects of a command (QUIT, CLIENT KILL, SHUTDOWN ...)."""

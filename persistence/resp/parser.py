@@ -18,8 +18,9 @@ announced bulk longer than proto-max-bulk-len.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from typing import Final
+from typing import Any, Final
 
 import hiredis
 
@@ -183,6 +184,26 @@ _BULK_SPAN = [len(b"$%d\r\n" % i) + i + 2 for i in range(10000)]
 # what RequestParser._next returns when hiredis is in sync again
 _HIREDIS: Final[list[bytes]] = []
 
+# RequestParser.same_after: commands per run, bytes per command, shapes whose patterns are kept
+RUN_MAX: Final = 256
+_RUN_SIZE_MAX: Final = 4096
+_RUN_SHAPES_MAX: Final = 1024
+# (name, size of each argument) -> (one command's canonical encoding with a group per argument
+# after the name, any number of them back to back)
+_RUN_PATTERNS: dict[tuple[Any, ...], tuple[re.Pattern[bytes], re.Pattern[bytes]]] = {}
+
+
+def _run_patterns(shape: tuple[Any, ...]) -> tuple[re.Pattern[bytes], re.Pattern[bytes]]:
+    name = shape[0]
+    one = b"\\*%d\r\n\\$%d\r\n%b\r\n" % (len(shape) - 1, len(name), re.escape(name))
+    for size in shape[2:]:
+        one += b"\\$%d\r\n(.{%d})\r\n" % (size, size)
+    pats = re.compile(one, re.S), re.compile(b"(?:%b)+" % one, re.S)
+    if len(_RUN_PATTERNS) >= _RUN_SHAPES_MAX:
+        _RUN_PATTERNS.clear()
+    _RUN_PATTERNS[shape] = pats
+    return pats
+
 
 class RequestParser:
     """What Valkey accepts from a client: multibulk (``*N $len arg``) and inline commands.
@@ -211,6 +232,7 @@ class RequestParser:
         "_slow_until",
         "_span",
         "_start",
+        "more",
     )
 
     def __init__(self, *, max_bulk_len: int = PROTO_MAX_BULK_LEN, fast: bool = True) -> None:
@@ -231,6 +253,9 @@ class RequestParser:
         self._start = 0  # _buf offset where the command being parsed began
         # _buf offset of the last command returned when it was a multibulk (see last_raw)
         self._raw_start = -1
+        # after next_command returned a command: False when no byte follows it (the next call
+        # would return None); True when some may
+        self.more = True
 
     @property
     def buffered(self) -> int:
@@ -281,6 +306,54 @@ class RequestParser:
                 self._slow_until = self._base + big
         return len(buf)
 
+    def same_after(self, cmd: list[bytes], limit: int = RUN_MAX) -> list[Any]:
+        """The complete commands right behind ``cmd`` (what :meth:`next_command` just returned,
+        from its hot path) with its name as spelt and its argument sizes, at most ``limit``:
+        their arguments after the name, a tuple each (the argument itself when there is one).
+        One regex proves them canonical (their bytes match ``cmd``'s encoding at every byte but
+        the arguments'); they stay unread until :meth:`take`."""
+        start = self._raw_start
+        if start < 0 or self._hi is None:
+            return []
+        buf = self._buf
+        pos = self._pos
+        size = pos - start
+        k = (len(buf) - pos) // size
+        if not k or size > _RUN_SIZE_MAX or len(cmd) < 2:
+            return []
+        # the common miss (another command next) costs one compare
+        head = _ARRAY_HDR_LEN[len(cmd)] + self._span[len(cmd[0])]
+        if buf[pos : pos + head] != buf[start : start + head]:
+            return []
+        shape = (cmd[0], *map(len, cmd))
+        one, many = _RUN_PATTERNS.get(shape) or _run_patterns(shape)
+        end = pos + min(k, limit) * size
+        found = one.findall(buf, pos, end)
+        if len(found) * size != end - pos:  # a gap: the run is what matches from pos on
+            m = many.match(buf, pos, end)
+            if m is None:
+                return []
+            found = one.findall(buf, pos, m.end())
+        return found
+
+    def take(self, n: int) -> bytes | None:
+        """Read the first ``n`` commands :meth:`same_after` gave; returns the bytes of the command
+        :meth:`next_command` returned and of these (``encode_command`` of each, in order), or
+        None for an inline command (``n`` 0: no run follows one)."""
+        start = self._raw_start
+        if start < 0:
+            return None
+        pos = self._pos
+        end = pos + n * (pos - start)
+        buf = self._buf
+        if n:
+            self._pos = end
+            hi = self._hi = hiredis.Reader()  # in sync again: it read only the first command
+            self.more = end < len(buf)
+            if self.more:
+                hi.feed(bytes(buf[end:]))
+        return bytes(buf[start:end])
+
     def commands(self) -> Iterator[list[bytes]]:
         """Every complete command buffered so far."""
         while (cmd := self.next_command()) is not None:
@@ -294,16 +367,18 @@ class RequestParser:
             if hi is not None:  # the hot path: hiredis in sync (so no error, no partial command)
                 buf = self._buf
                 pos = self._pos
-                if pos >= len(buf):  # everything consumed: start the buffer over
+                size = len(buf)
+                if pos >= size:  # everything consumed: start the buffer over
                     if pos:
                         self._base += pos
                         buf.clear()
                         self._pos = 0
                     return None
-                if pos >= _COMPACT_AT and pos * 2 >= len(buf):  # (after the last_raw() window)
+                if pos >= _COMPACT_AT and pos * 2 >= size:  # (after the last_raw() window)
                     del buf[:pos]
                     self._base += pos
                     self._pos = pos = 0
+                    size = len(buf)
                 try:
                     cmd = hi.gets()
                 except (hiredis.ProtocolError, TypeError):  # TypeError: a RESP3 map, list key
@@ -329,6 +404,7 @@ class RequestParser:
                             if cmd:
                                 self._raw_start = pos
                                 self._pos = p
+                                self.more = p < size
                                 return cmd
                             if buf[pos:p] == b"*0\r\n":  # skipped, as Valkey does
                                 self._pos = p
@@ -340,6 +416,7 @@ class RequestParser:
                         if p >= 0:
                             self._raw_start = pos
                             self._pos = p
+                            self.more = True
                             return cmd
                 # incomplete, or not provably what Valkey reads: the exact parser
                 self._hi = None
@@ -356,6 +433,7 @@ class RequestParser:
             raise self._error
         buf = self._buf
         self._raw_start = -1
+        self.more = True
         while True:
             pos = self._pos
             if pos >= len(buf):

@@ -1,0 +1,296 @@
+"""Pipelined runs (Engine.execute_run, RequestParser.same_after/take, the run handlers of SET,
+GET, the pushes and HSET): a pipeline sent in one read must leave exactly what the same
+commands leave one read each (replies, AOF bytes, keys, TTLs, encodings, stats), whatever the
+mix of TTLs, expired keys, wrong types, MULTI, WATCH, SELECT, RESP3 and conversions; and over
+sockets what valkey-server 9.1.2 answers and writes."""
+
+from __future__ import annotations
+
+import random
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from enginesrv import engine_server
+from realserver import real_server
+
+from engine.clock import ManualClock
+from engine.engine import Engine
+from engine.server import config_file
+from engine.server.durability import AofWriter, load_data
+from engine.server.server import Connection, Server
+from engine.types.hashes import Hash
+from engine.types.lists import List
+from persistence.aof.encoder import encode_command
+from persistence.resp.parser import RequestParser
+
+
+class Capture:
+    """The transport methods Server and Connection use; keeps what is written."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def write(self, data: bytes) -> None:
+        self.data += data
+
+    def writelines(self, chunks: list[bytes]) -> None:
+        for c in chunks:
+            self.data += c
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_write_buffer_size(self) -> int:
+        return 0
+
+    def get_extra_info(self, name: str) -> Any:
+        return ("127.0.0.1", 6379)
+
+    def close(self) -> None:
+        pass
+
+    def abort(self) -> None:
+        pass
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+
+class World:
+    """An in-process server with the AOF on, one connection, a manual clock."""
+
+    def __init__(self, path: Path, runs: bool = True) -> None:
+        """``runs`` False: every command through Engine.execute, none through a run handler."""
+        path.mkdir()
+        config, _ = config_file.load(
+            ["--appendonly", "yes", "--dir", str(path), "--save", "", "--aof-use-rdb-preamble",
+             "no", "--list-max-listpack-size", "4", "--hash-max-listpack-entries", "6"]
+        )  # fmt: skip
+        self.path = path
+        self.clock = ManualClock()
+        self.engine = Engine(config, clock=self.clock)
+        load_data(self.engine)
+        self.aof = AofWriter(self.engine)
+        self.aof.open()
+        self.server = Server(self.engine, self.aof)
+        self.conn = Connection(self.server)
+        self.out = Capture()
+        self.conn.connection_made(self.out)  # type: ignore[arg-type]
+        self.runs = 0  # commands done in runs
+        execute_run = self.engine.execute_run
+
+        def counting(*args: Any) -> tuple[int, bytes]:
+            done, replies = execute_run(*args)
+            self.runs += done
+            return done, replies
+
+        self.engine.execute_run = counting  # type: ignore[method-assign]
+        if not runs:
+            self.engine.run_command = lambda name: None  # type: ignore[method-assign]
+
+    def send(self, data: bytes) -> None:
+        self.conn.data_received(data)
+        self.server.flush()
+
+    def finish(self) -> tuple[bytes, bytes, Any, Any]:
+        self.aof.close()
+        aof = b"".join(p.read_bytes() for p in sorted(self.path.rglob("*.incr.aof")))
+        stats = self.engine.stats
+        calls = {n: (s.calls, s.failed_calls) for n, s in stats.commands.items()}
+        state = []
+        for db in self.engine.keyspace.dbs:
+            for key, value in sorted(db.data.items()):
+                if type(value) is List:
+                    shown: Any = ("list", list(value.items), value.nodes is None)
+                elif type(value) is Hash:
+                    shown = ("hash", dict(value.data), value.listpack, dict(value.expires))
+                else:
+                    shown = value
+                state.append((db.id, key, shown, db.expires.get(key)))
+        counters = (calls, stats.total_commands_processed, stats.dirty)
+        return bytes(self.out.data), aof, state, counters
+
+
+def w(*args: bytes) -> bytes:
+    return encode_command(list(args))
+
+
+def pipeline(rng: random.Random) -> Iterator[bytes]:
+    """Commands in stretches of one shape (runs) and odd ones between them."""
+    for _ in range(rng.randrange(1, 8)):
+        kind = rng.randrange(16)
+        n = rng.choice((1, 2, 3, 5, 17, 40, 300))
+        for _ in range(n):
+            k = b"%02d" % rng.randrange(12)
+            v = b"%02d" % rng.randrange(100)
+            if kind < 3:
+                yield w(b"SET" if kind else b"set", b"k" + k, b"v" + v)
+            elif kind < 5:
+                yield w(b"GET", b"k" + k)
+            elif kind == 5:
+                yield w(b"GET", b"l" + k[1:])  # wrong type half of the time
+            elif kind < 8:
+                name = (b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX")[rng.randrange(4)]
+                yield w(name, b"l" + k[1:], b"x" + v)
+            elif kind == 8:
+                yield w(b"LPUSH", b"l" + k[1:], b"a" + v, b"b" + v)
+            elif kind < 11:
+                yield w(b"HSET", b"h" + k[1:], b"f" + v, b"v" + k)
+            elif kind == 11:
+                yield w(b"HSET", b"k" + k, b"f", b"v")  # wrong type, or a new hash
+            else:
+                break
+        if kind >= 12:
+            yield rng.choice(
+                [
+                    w(b"SET", b"k%02d" % rng.randrange(12), b"t", b"PX", b"%d" % rng.randrange(9)),
+                    w(b"PEXPIRE", b"l%d" % rng.randrange(10), b"%d" % rng.randrange(1, 9)),
+                    w(b"HPEXPIRE", b"h%d" % rng.randrange(10), b"5", b"FIELDS", b"1", b"f01"),
+                    w(b"DEL", b"k%02d" % rng.randrange(12), b"l%d" % rng.randrange(10)),
+                    w(b"SELECT", b"%d" % rng.randrange(2)),
+                    w(b"MULTI") + w(b"SET", b"k01", b"m1") + w(b"SET", b"k02", b"m2") + w(b"EXEC"),
+                    w(b"WATCH", b"k05") + w(b"SET", b"k05", b"w1") + w(b"SET", b"k06", b"w2"),
+                    w(b"UNWATCH"),
+                    w(b"HELLO", b"3"),
+                    w(b"HELLO", b"2"),
+                    w(b"CLIENT", b"REPLY", b"SKIP") + w(b"SET", b"k07", b"s") * 2,
+                    w(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"),
+                    w(b"CONFIG", b"SET", b"notify-keyspace-events", b""),
+                    w(b"PING"),
+                ]
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_one_read_equals_one_read_per_command(tmp_path: Path, seed: int) -> None:
+    rng = random.Random(seed)
+    a, b = World(tmp_path / "a"), World(tmp_path / "b", runs=False)
+    for _ in range(6):
+        cmds = list(pipeline(rng))
+        a.send(b"".join(cmds))
+        for c in cmds:
+            p = RequestParser()
+            p.feed(c)
+            while (argv := p.next_command()) is not None:
+                b.send(encode_command(argv))
+        gap = rng.randrange(0, 6)
+        a.clock.advance(gap)
+        b.clock.advance(gap)
+    got, want = a.finish(), b.finish()
+    assert got[0] == want[0]  # replies
+    assert got[1] == want[1]  # AOF
+    assert got[2] == want[2]  # keys, values, encodings, TTLs
+    assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
+    assert b.runs == 0
+
+
+def test_runs_happen_and_split_at_their_limit(tmp_path: Path) -> None:
+    a = World(tmp_path / "a")
+    a.send(b"".join(w(b"SET", b"key:%06d" % i, b"xxx") for i in range(1000)))
+    assert a.runs == 999  # the first write goes the long way: the AOF's first SELECT
+    a.send(b"".join(w(b"GET", b"key:%06d" % i) for i in range(1000)))
+    assert a.runs == 1999
+    a.send(w(b"GET", b"key:000001"))  # a run of one
+    assert a.runs == 2000
+    replies, aof, _, (calls, processed, dirty) = a.finish()
+    assert replies == b"+OK\r\n" * 1000 + b"$3\r\nxxx\r\n" * 1001
+    assert aof.endswith(b"".join(w(b"SET", b"key:%06d" % i, b"xxx") for i in range(1000)))
+    assert calls["set"] == (1000, 0) and calls["get"] == (1001, 0)
+    assert processed == 2001 and dirty == 1000
+
+
+def test_a_run_split_across_reads(tmp_path: Path) -> None:
+    """A command cut in two by the read boundary ends the run; the rest runs after."""
+    a, b = World(tmp_path / "a"), World(tmp_path / "b", runs=False)
+    data = b"".join(w(b"RPUSH", b"l", b"v%03d" % i) for i in range(100))
+    data = w(b"RPUSH", b"l", b"first") + data
+    for cut in (7, 333, 1000, len(data)):
+        a.send(data[:cut])
+        a.send(data[cut:])
+        b.send(data)
+    got, want = a.finish(), b.finish()
+    assert got == want
+
+
+def test_expired_keys_stop_a_run(tmp_path: Path) -> None:
+    a = World(tmp_path / "a")
+    a.send(w(b"SET", b"k05", b"old", b"PX", b"10") + w(b"SET", b"k06", b"old", b"PX", b"1000"))
+    a.clock.advance(20)
+    a.send(b"".join(w(b"SET", b"k%02d" % i, b"new") for i in range(10)))
+    _, aof, state, _ = a.finish()
+    # the expired key's UNLINK comes before its SET (one unit); the live TTL is gone
+    unit = w(b"MULTI") + w(b"UNLINK", b"k05") + w(b"SET", b"k05", b"new") + w(b"EXEC")
+    assert w(b"SET", b"k04", b"new") + unit + w(b"SET", b"k06", b"new") in aof
+    assert all(exp is None for _, _, _, exp in state)
+    assert a.runs == 9  # k00..k04 in one run, k05 the long way, k06..k09 in another
+
+
+@pytest.mark.real
+def test_pipelined_runs_as_valkey_answers_and_writes(tmp_path: Path) -> None:
+    rng = random.Random(7)
+    chunks = [
+        w(b"CONFIG", b"SET", b"list-max-listpack-size", b"4")
+        + w(b"CONFIG", b"SET", b"hash-max-listpack-entries", b"6"),
+        b"".join(w(b"SET", b"key:%04d" % i, b"v%04d" % i) for i in range(600)),
+        b"".join(w(b"GET", b"key:%04d" % rng.randrange(700)) for i in range(600)),
+        w(b"RPUSH", b"l", b"x") + b"".join(w(b"LPUSH", b"l", b"%03d" % i) for i in range(300)),
+        w(b"HSET", b"h", b"f", b"v"),
+        b"".join(w(b"HSET", b"h", b"f%02d" % i, b"v") for i in range(60)),
+        b"".join(w(b"HSET", b"h", b"f%03d" % (i % 9), b"w") for i in range(50)),
+        w(b"GET", b"l") + w(b"GET", b"h") + w(b"GET", b"key:0001"),  # errors in a run
+        b"".join(w(b"GET", b"nokey%d" % i) for i in range(9)),  # (HELLO's reply differs)
+        w(b"SELECT", b"4") + b"".join(w(b"set", b"k%d" % i, b"v") for i in range(9)),
+        w(b"LPUSHX", b"nol", b"v") + w(b"LPUSHX", b"nol", b"w") + w(b"LPUSH", b"l", b"a", b"b") * 5,
+    ]  # fmt: skip
+    probe = [w(b"LRANGE", b"l", b"0", b"-1"), w(b"OBJECT", b"ENCODING", b"l"),
+             w(b"HGETALL", b"h"), w(b"OBJECT", b"ENCODING", b"h"), w(b"DBSIZE")]  # fmt: skip
+    args = ("--appendonly", "yes", "--appendfsync", "always", "--save", "")
+
+    def talk(port: int) -> bytes:
+        got = b""
+        with socket.create_connection(("127.0.0.1", port)) as s:
+            s.settimeout(10)
+            for chunk in [*chunks, b"".join(probe), w(b"PING")]:
+                s.sendall(chunk)
+                time.sleep(0.02)
+            while not got.endswith(b"+PONG\r\n"):
+                data = s.recv(1 << 20)
+                assert data, "connection closed"
+                got += data
+        return got
+
+    with engine_server(tmp_path / "ours", *args) as srv:
+        ours = talk(srv.port)
+    with real_server(tmp_path / "valkey", *args) as rs:
+        theirs = talk(rs.port)
+    assert ours == theirs
+
+    def incr(d: Path) -> bytes:
+        return b"".join(p.read_bytes() for p in sorted((d / "appendonlydir").glob("*.incr.aof")))
+
+    assert incr(tmp_path / "ours") == incr(tmp_path / "valkey")
+
+
+def test_inline_commands_and_big_values(tmp_path: Path) -> None:
+    """Inline commands are runs of one whose AOF record is encoded; GET runs of big values stop
+    at 64 KB of replies and go on after."""
+    a, b = World(tmp_path / "a"), World(tmp_path / "b", runs=False)
+    big = [w(b"SET", b"big%02d" % i, bytes([65 + i]) * 30000) for i in range(12)]
+    traffic = [
+        b"SET inline v1\r\nSET inline2 v2\r\nGET inline\r\nLPUSH l a\r\nLPUSH l b\r\n",
+        b"".join(big),
+        b"".join(w(b"GET", b"big%02d" % i) for i in range(12)) * 2,
+        b"HSET h f v\r\n" + w(b"HSET", b"h", b"g", b"w") * 3 + b"GET nokey\r\n",
+    ]
+    for data in traffic:
+        a.send(data)
+        b.send(data)
+    assert a.runs > 30
+    assert a.finish() == b.finish()
