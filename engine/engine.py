@@ -275,15 +275,20 @@ class Engine:
         return cmd if cmd is not None and cmd.run is not None else None
 
     def execute_run(
-        self, client: ClientState, cmd: Command, argv: list[bytes], more: list[Any]
+        self,
+        client: ClientState,
+        cmd: Command,
+        argv: list[bytes],
+        more: Callable[[list[bytes]], list[Any]] | None,
     ) -> tuple[int, bytes]:
-        """``argv`` and then the commands of ``more`` (same name and argument sizes, from
-        ``RequestParser.same_after``) through ``cmd.run``: what :meth:`execute` does for each,
-        with the stats added up once, where none of them needs the per-command work (MULTI,
-        authentication, subscriptions, cluster routing, a disk error, WATCH, keyspace events,
-        a reply mode). Returns (how many ran, their replies as RESP); 0 when there is nothing
-        it can do at once (then :meth:`execute` takes ``argv``). A write command's ones are each
-        propagated as they came: the caller writes their bytes to the AOF."""
+        """``argv`` and then the commands ``more(argv)`` gives (same name and argument count:
+        ``RequestParser.same_after``; None: none) through ``cmd.run``: what :meth:`execute`
+        does for each, with the stats added up once, where none of its per-command work is
+        due (MULTI, authentication, a reply mode, subscriptions, cluster routing, a disk error,
+        WATCH, keyspace events, loading; ``more`` is not called then). Returns (how many ran,
+        their replies as RESP); 0 when it can do none at once (then :meth:`execute` takes
+        ``argv``). A write command's ones are each propagated as they came: the caller writes
+        their bytes to the AOF."""
         a, n = cmd.arity, len(argv)
         if (
             ((n != a) if a >= 0 else (n < -a))
@@ -309,7 +314,7 @@ class Engine:
         ctx.now_ms = now = self.clock.now_ms()
         ctx.dirty = 0
         t0 = _perf_ns()
-        done, replies = cmd.run(ctx, argv, more)
+        done, replies = cmd.run(ctx, argv, [] if more is None else more(argv))
         if done:
             stats = self.stats
             st = stats.commands.get(cmd.name)

@@ -127,9 +127,10 @@ def pipeline(rng: random.Random) -> Iterator[bytes]:
     for _ in range(rng.randrange(1, 8)):
         kind = rng.randrange(16)
         n = rng.choice((1, 2, 3, 5, 17, 40, 300))
+        form = rng.choice((b"%02d", b"%d"))  # one size, or sizes that vary
         for _ in range(n):
-            k = b"%02d" % rng.randrange(12)
-            v = b"%02d" % rng.randrange(100)
+            k = form % rng.randrange(12)
+            v = form % rng.randrange(100)
             if kind < 3:
                 yield w(b"SET" if kind else b"set", b"k" + k, b"v" + v)
             elif kind < 5:
@@ -294,3 +295,61 @@ def test_inline_commands_and_big_values(tmp_path: Path) -> None:
         b.send(data)
     assert a.runs > 30
     assert a.finish() == b.finish()
+
+
+@pytest.mark.parametrize("form", [b"%06d", b"%d"])
+def test_stopped_runs_are_not_scanned_again(
+    tmp_path: Path, form: bytes, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run handler that stops at its first command (LPUSHX on missing keys, WRONGTYPE) leaves
+    the run's other commands to single runs: each byte is looked at once, not once per command."""
+    scanned = []
+    same_after = RequestParser.same_after
+
+    def counting(self: RequestParser, cmd: list[bytes], limit: int = 256) -> list[Any]:
+        found = same_after(self, cmd, limit)
+        scanned.append(len(found))
+        return found
+
+    monkeypatch.setattr(RequestParser, "same_after", counting)
+    a, b = World(tmp_path / "a"), World(tmp_path / "b", runs=False)
+    traffic = [
+        w(b"SET", b"s", b"v"),
+        b"".join(w(b"LPUSHX", form % i, b"v") for i in range(2000)),
+        b"".join(w(b"HSET", b"s", form % i, b"v") for i in range(2000)),
+    ]
+    for data in traffic:
+        a.send(data)
+        b.send(data)
+    assert a.finish() == b.finish()
+    assert sum(scanned) < 2 * 4000
+
+
+@pytest.mark.real
+def test_blocked_clients_get_their_keys_between_pipelined_commands(tmp_path: Path) -> None:
+    """src/server.c processCommand serves clients blocked on a key after each command (a run
+    that creates a list stops there); the served client's own next commands wait for the end
+    of the pipeline (src/blocked.c processUnblockedClients)."""
+
+    def talk(port: int) -> list[bytes]:
+        a = socket.create_connection(("127.0.0.1", port))
+        b = socket.create_connection(("127.0.0.1", port))
+        got = []
+        with a, b:
+            a.sendall(w(b"BLPOP", b"l", b"0") + w(b"SET", b"x", b"1"))
+            time.sleep(0.2)
+            b.sendall(
+                w(b"LPUSH", b"l", b"a") + w(b"LPUSH", b"l", b"b") + w(b"GET", b"x")
+                + w(b"LRANGE", b"l", b"0", b"-1")
+            )  # fmt: skip
+            time.sleep(0.3)
+            for s in (a, b):
+                s.settimeout(5)
+                got.append(s.recv(1 << 16))
+        return got
+
+    with engine_server(tmp_path / "ours") as srv:
+        ours = talk(srv.port)
+    with real_server(tmp_path / "valkey") as rs:
+        theirs = talk(rs.port)
+    assert ours == theirs

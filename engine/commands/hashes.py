@@ -204,8 +204,8 @@ def hset(ctx: Ctx, argv: list[bytes]) -> Any:
 
 @run_handler("hset")
 def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
-    """HSET key field value, then more of them: hset's hashtable and listpack cases, up to a
-    key that is not a hash without TTLs (key or field)."""
+    """HSET key field value, then more of them: hset's hashtable and listpack cases and a new
+    hash, up to a key of another type or with a TTL (key or field)."""
     if len(argv) != 4:
         return 0, b""
     db = ctx.db
@@ -213,17 +213,22 @@ def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
     expires = db.expires
     cfg = ctx.engine.config.values
     max_entries = cfg[_MAX_ENTRIES]
-    # the run's sizes are all alike: one try_conversion verdict for every command
-    too_big = len(argv[2]) > cfg[_MAX_VALUE] or len(argv[3]) > cfg[_MAX_VALUE]
+    max_value = cfg[_MAX_VALUE]
     out: list[bytes] = []
     for key, field, value in (argv[1:], *more):
         h = data.get(key)
-        if type(h) is not Hash or key in expires or h.expires:
+        if h is None:
+            h = Hash()  # (lookup_or_create)
+            db.add(key, h)
+        elif type(h) is not Hash or key in expires or h.expires:
             break
         fields = h.data
         out.append(b":0\r\n" if field in fields else b":1\r\n")
         fields[field] = value
-        if h.listpack and (too_big or len(fields) > max_entries):
+        # try_conversion's and hashTypeSet's limits (src/t_hash.c)
+        if h.listpack and (
+            len(fields) > max_entries or len(field) > max_value or len(value) > max_value
+        ):
             h.listpack = False
     ctx.dirty += len(out)
     return len(out), b"".join(out)

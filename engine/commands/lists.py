@@ -121,9 +121,9 @@ def _push_command(head: bool, xx: bool) -> Handler:
     return push
 
 
-def _push_run(head: bool) -> RunHandler:
-    """A run of one of the pushes (Engine.execute_run): each as push does it, up to a key that
-    is not a list without a TTL (creating a list wakes blocked clients; the handler does that)."""
+def _push_run(head: bool, xx: bool) -> RunHandler:
+    """A run of one of the pushes (Engine.execute_run): each as push does it, up to a key with
+    a TTL, of another type, or missing for LPUSHX/RPUSHX (a reply 0 that changes nothing)."""
 
     def run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
         db = ctx.db
@@ -133,7 +133,9 @@ def _push_run(head: bool) -> RunHandler:
             key = argv[1]
             lst = data.get(key)
             if type(lst) is not List or key in expires:
-                return 0, b""
+                if lst is not None or xx:
+                    return 0, b""
+                lst = new_list(ctx, key)
             fill = ctx.engine.config.values[_FILL] if lst.nodes is None else lst.fill
             lst.push_one(argv[2], head, fill)
             ctx.dirty += 1
@@ -141,11 +143,17 @@ def _push_run(head: bool) -> RunHandler:
         default_fill = ctx.engine.config.values[_FILL]
         out: list[bytes] = []
         dirty = 0
+        ready = False
         for item in (argv[1:], *more):
+            if ready:  # blocked clients may want the new list before the next command
+                break
             key = item[0]
             lst = data.get(key)
             if type(lst) is not List or key in expires:
-                break
+                if lst is not None or xx:
+                    break
+                lst = new_list(ctx, key)
+                ready = True
             fill = default_fill if lst.nodes is None else lst.fill
             if len(item) == 2:
                 lst.push_one(item[1], head, fill)
@@ -167,7 +175,7 @@ for _name, _head, _xx in (
     command(_name, -3, "write denyoom fast", 1, 1, 1, acl="@write @list @fast")(
         _push_command(head=_head, xx=_xx)
     )
-    run_handler(_name)(_push_run(_head))
+    run_handler(_name)(_push_run(_head, _xx))
 
 
 # -- pops ------------------------------------------------------------------------------------

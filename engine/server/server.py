@@ -142,6 +142,8 @@ class Server:
         self.effect_listeners: list[Callable[[list[Effect]], None]] = []  # besides the AOF
         # command names as clients spell them -> the command if it has a run handler
         self.runs: dict[bytes, Command | None] = {}
+        # clients served by serve_ready inside another's pipeline, whose next commands wait
+        self.unblocked: list[Connection] = []
         # called by the cluster bus, inside the message handler, after it changed a slot's owner
         # (the migration jobs' ``topology`` events); each returns the slots whose keys it
         # deletes itself, which the bus then leaves alone. The bus' ``broadcast()`` announces a
@@ -196,9 +198,9 @@ class Server:
                     run = engine.run_command(argv[0])
                     if len(runs) < 4096:  # "SET", "set", "Set" ...
                         runs[argv[0]] = run
-                if run is not None and self.run(
-                    conn, run, argv, parser.same_after(argv) if parser.more else [], aof
-                ):
+                if run is not None and self.run(conn, run, argv, aof):
+                    if engine.ready_keys:
+                        self.serve_ready(self.unblocked)
                     if not len(out) & 63 and self.pipeline_over_limit(conn):
                         break
                     if not parser.more:
@@ -215,6 +217,10 @@ class Server:
                             self.propagate(effects)
                     else:
                         self.propagate(effects)
+                # src/server.c processCommand: blocked clients get their keys after each
+                # command (their next commands wait for the end of this read)
+                if engine.ready_keys:
+                    self.serve_ready(self.unblocked)
                 t = type(reply)
                 if t is Block:
                     self.block(conn, argv, reply)
@@ -250,18 +256,22 @@ class Server:
             self.pending.append(conn)
         if engine.ready_keys:
             self.serve_ready()
+        if self.unblocked:  # (src/blocked.c processUnblockedClients)
+            unblocked, self.unblocked = self.unblocked, []
+            for c in unblocked:
+                if c.blocked is None and c.client is not None and c.parser.buffered:
+                    self.process(c)
         if engine.pushed:
             self.deliver_pushes()
         if not self.flush_scheduled:  # once per event-loop turn
             self.schedule_flush()
 
-    def run(
-        self, conn: Connection, cmd: Command, argv: list[bytes], more: list[Any], aof: Any
-    ) -> int:
-        """``argv`` and the run ``more`` behind it through Engine.execute_run, when no
-        per-command work of the server is due either (MONITOR, connection flags, pushes, a
-        write pause; for a write, an AOF record other than its bytes or another listener).
-        Returns how many of them ran (0: none, execute ``argv``); their replies are added."""
+    def run(self, conn: Connection, cmd: Command, argv: list[bytes], aof: Any) -> int:
+        """``argv`` and the run of its kind behind it (RequestParser.same_after) through
+        Engine.execute_run, when no per-command work of the server is due either (MONITOR,
+        connection flags, pushes, a write pause; for a write, an AOF record other than its
+        bytes, another listener). Returns how many of them ran (0: none, execute ``argv``);
+        their replies are added."""
         client = conn.client
         assert client is not None
         if self.monitors or client.flags or client.conn or client.pushes or self.write_hold:
@@ -272,16 +282,19 @@ class Server:
             else self.aof is not None or self.effect_listeners
         ):
             return 0
-        done, replies = self.engine.execute_run(client, cmd, argv, more)
+        parser = conn.parser
+        done, replies = self.engine.execute_run(
+            client, cmd, argv, parser.same_after if parser.more else None
+        )
         if done:
             if cmd.write:
-                raw = conn.parser.take(done - 1)
+                raw = parser.take(done - 1) if done > 1 else parser.last_raw()
                 if raw is None:  # an inline command: encoded
                     self.propagate([(client.db, argv)])
                 elif aof is not None:
                     aof.buf.append(raw)
             elif done > 1:
-                conn.parser.take(done - 1)
+                parser.take(done - 1)
             conn.out.append(replies)
         return done
 
@@ -367,7 +380,9 @@ class Server:
         conn.send(encode_value(blk.timeout_reply, conn.client.resp))
         self.process(conn)  # the rest of its pipeline
 
-    def serve_ready(self) -> None:
+    def serve_ready(self, resume_later: list[Connection] | None = None) -> None:
+        """Run the commands of clients blocked on the keys now ready; a served client's next
+        commands run now, or after the caller's when it gives ``resume_later``."""
         engine = self.engine
         while engine.ready_keys:
             ready, engine.ready_keys = engine.ready_keys, []
@@ -388,7 +403,10 @@ class Server:
                     self._unpark(conn)
                     conn.send(encode_value(reply, conn.client.resp))
                     if conn.parser.buffered:
-                        self.process(conn)
+                        if resume_later is not None:
+                            resume_later.append(conn)
+                        else:
+                            self.process(conn)
 
     def deliver_pushes(self) -> None:
         engine = self.engine

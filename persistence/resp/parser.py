@@ -184,9 +184,11 @@ _BULK_SPAN = [len(b"$%d\r\n" % i) + i + 2 for i in range(10000)]
 # what RequestParser._next returns when hiredis is in sync again
 _HIREDIS: Final[list[bytes]] = []
 
-# RequestParser.same_after: commands per run, bytes per command, shapes whose patterns are kept
+# RequestParser.same_after: commands per run, bytes per command (one size), bytes per run (other
+# sizes), shapes whose patterns are kept
 RUN_MAX: Final = 256
 _RUN_SIZE_MAX: Final = 4096
+_RUN_BYTES_MAX: Final = 256 * 1024
 _RUN_SHAPES_MAX: Final = 1024
 # (name, size of each argument) -> (one command's canonical encoding with a group per argument
 # after the name, any number of them back to back)
@@ -229,6 +231,8 @@ class RequestParser:
         "_mbulk",
         "_pos",
         "_raw_start",
+        "_run_ends",
+        "_run_stop",
         "_slow_until",
         "_span",
         "_start",
@@ -253,6 +257,12 @@ class RequestParser:
         self._start = 0  # _buf offset where the command being parsed began
         # _buf offset of the last command returned when it was a multibulk (see last_raw)
         self._raw_start = -1
+        # the end offsets of the run same_after last found when its sizes vary (else None)
+        self._run_ends: list[int] | None = None
+        # stream offset where the last run same_after found ends: none is looked for before it
+        # (a run handler that stopped inside one leaves the rest to single commands, so no byte
+        # is scanned twice)
+        self._run_stop = 0
         # after next_command returned a command: False when no byte follows it (the next call
         # would return None); True when some may
         self.more = True
@@ -318,22 +328,66 @@ class RequestParser:
         buf = self._buf
         pos = self._pos
         size = pos - start
-        k = (len(buf) - pos) // size
-        if not k or size > _RUN_SIZE_MAX or len(cmd) < 2:
+        if len(cmd) < 2 or self._base + pos < self._run_stop:
             return []
         # the common miss (another command next) costs one compare
         head = _ARRAY_HDR_LEN[len(cmd)] + self._span[len(cmd[0])]
         if buf[pos : pos + head] != buf[start : start + head]:
             return []
-        shape = (cmd[0], *map(len, cmd))
-        one, many = _RUN_PATTERNS.get(shape) or _run_patterns(shape)
-        end = pos + min(k, limit) * size
-        found = one.findall(buf, pos, end)
-        if len(found) * size != end - pos:  # a gap: the run is what matches from pos on
-            m = many.match(buf, pos, end)
-            if m is None:
-                return []
-            found = one.findall(buf, pos, m.end())
+        self._run_ends = None
+        k = (len(buf) - pos) // size
+        if k and size <= _RUN_SIZE_MAX:  # commands of cmd's size: one regex for all
+            shape = (cmd[0], *map(len, cmd))
+            one, many = _RUN_PATTERNS.get(shape) or _run_patterns(shape)
+            end = pos + min(k, limit) * size
+            found = one.findall(buf, pos, end)
+            if len(found) * size != end - pos:
+                m = many.match(buf, pos, end)  # a gap: the run is what matches from pos on
+                end = pos if m is None else m.end()
+                found = one.findall(buf, pos, end) if m is not None else []
+            if found:
+                self._run_stop = self._base + end
+                return found
+        return self._same_name_after(cmd, pos, limit)
+
+    def _same_name_after(self, cmd: list[bytes], pos: int, limit: int) -> list[Any]:
+        """same_after for the commands behind ``cmd`` of its name and argument count but other
+        sizes: hiredis on a copy of them (the parser's own reader stays where it is), each
+        proved as next_command proves one; their end offsets go to ``_run_ends`` for take."""
+        buf = self._buf
+        hi = hiredis.Reader()
+        hi.feed(bytes(buf[pos:]))
+        name = cmd[0]
+        argc = len(cmd)
+        hdr = _ARRAY_HDR_LEN[argc]
+        span = self._span
+        stop = pos + _RUN_BYTES_MAX
+        found: list[Any] = []
+        ends: list[int] = []
+        p = pos
+        try:
+            while len(found) < limit and p < stop:
+                c = hi.gets()
+                if type(c) is not list or len(c) != argc or c[0] != name:
+                    break
+                q = p + hdr
+                for arg in c:
+                    if buf[q] != 0x24:
+                        break
+                    q += span[len(arg)]
+                    if buf[q - 2] != 13 or buf[q - 1] != 10:
+                        break
+                else:
+                    found.append(tuple(c[1:]) if argc > 2 else c[1])
+                    ends.append(q)
+                    p = q
+                    continue
+                break
+        except (hiredis.ProtocolError, TypeError, IndexError):
+            pass  # (an error, a RESP3 type, a $-1, an argument of 10000 bytes or more)
+        if ends:
+            self._run_ends = ends
+            self._run_stop = self._base + ends[-1]
         return found
 
     def take(self, n: int) -> bytes | None:
@@ -344,7 +398,8 @@ class RequestParser:
         if start < 0:
             return None
         pos = self._pos
-        end = pos + n * (pos - start)
+        ends = self._run_ends
+        end = pos + n * (pos - start) if ends is None or not n else ends[n - 1]
         buf = self._buf
         if n:
             self._pos = end
