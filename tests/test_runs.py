@@ -353,3 +353,19 @@ def test_blocked_clients_get_their_keys_between_pipelined_commands(tmp_path: Pat
     with real_server(tmp_path / "valkey") as rs:
         theirs = talk(rs.port)
     assert ours == theirs
+
+
+def test_long_pipeline_of_varied_sizes(tmp_path: Path) -> None:
+    """Runs of varied sizes end at 256 commands or 256 KB (a command cut there starts the next)."""
+    rng = random.Random(3)
+    a, b = World(tmp_path / "a"), World(tmp_path / "b", runs=False)
+    data = b"".join(
+        w(b"SET", b"k%d" % rng.randrange(10 ** rng.randrange(1, 6)), b"v" * rng.randrange(900))
+        for _ in range(3000)
+    )
+    a.send(data)
+    b.send(data)
+    a.send(b"".join(w(b"GET", b"k%d" % i) for i in range(3000)))
+    b.send(b"".join(w(b"GET", b"k%d" % i) for i in range(3000)))
+    assert a.runs == 5999
+    assert a.finish() == b.finish()

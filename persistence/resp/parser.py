@@ -356,7 +356,7 @@ class RequestParser:
         proved as next_command proves one; their end offsets go to ``_run_ends`` for take."""
         buf = self._buf
         hi = hiredis.Reader()
-        hi.feed(bytes(buf[pos:]))
+        hi.feed(bytes(buf[pos : pos + _RUN_BYTES_MAX]))  # (a command cut here ends the run)
         name = cmd[0]
         argc = len(cmd)
         hdr = _ARRAY_HDR_LEN[argc]
@@ -371,7 +371,7 @@ class RequestParser:
                 if type(c) is not list or len(c) != argc or c[0] != name:
                     break
                 q = p + hdr
-                for arg in c:
+                for arg in c:  # next_command's proof (inline in both: per-command hot paths)
                     if buf[q] != 0x24:
                         break
                     q += span[len(arg)]
