@@ -369,3 +369,23 @@ def test_long_pipeline_of_varied_sizes(tmp_path: Path) -> None:
     b.send(b"".join(w(b"GET", b"k%d" % i) for i in range(3000)))
     assert a.runs == 5999
     assert a.finish() == b.finish()
+
+
+def test_monitor_sees_every_command_of_a_run(tmp_path: Path) -> None:
+    """With a MONITOR client, pipelined commands go one at a time (each gets its line)."""
+    with engine_server(tmp_path / "ours") as srv:
+        mon = socket.create_connection(("127.0.0.1", srv.port))
+        cli = socket.create_connection(("127.0.0.1", srv.port))
+        with mon, cli:
+            mon.settimeout(5)
+            cli.settimeout(5)
+            mon.sendall(w(b"MONITOR"))
+            assert mon.recv(100) == b"+OK\r\n"
+            cli.sendall(b"".join(w(b"SET", b"key%d" % i, b"v") for i in range(20)))
+            got = b""
+            while got.count(b"+OK\r\n") < 20:
+                got += cli.recv(1 << 16)
+            lines = b""
+            while lines.count(b'"SET"') < 20:
+                lines += mon.recv(1 << 16)
+            assert [b'"key%d"' % i in lines for i in range(20)] == [True] * 20
