@@ -24,7 +24,9 @@ class HeavyHitters:
 
     While every weight added since the counters were last empty was one same ``unit`` (as for
     commands of one size), ``counts`` holds the counts divided by it, added by ``Counter.update``
-    in C: the prunes and the order are those of the real counts (all scaled by ``unit``)."""
+    in C: the prunes and the order are those of the real counts (all scaled by ``unit``).
+    A window of new keys each counted one unit (a bulk load) is pruned to nothing without
+    sorting its counts (:meth:`maybe_prune`)."""
 
     def __init__(self, capacity: int = 1000, check_every: int = PRUNE_CHECK_EVERY) -> None:
         self.capacity = capacity
@@ -33,6 +35,12 @@ class HeavyHitters:
         self.unit = 1  # every count is counts[key] * unit
         self.error = 0
         self._to_check = check_every  # keys before the next prune check
+        self.seen = 0  # keys added so far: a place in the key stream
+        self.emptied_at = -1  # the check place where a prune last kept no counter
+        # since the last check place: the counters were empty there (_fresh), and every key
+        # added counted one unit (_plain); with as many counters as keys, each holds one unit
+        self._fresh = True
+        self._plain = True
 
     def add(self, key: bytes, weight: int = 1) -> None:
         self.add_weights([key], weight)
@@ -47,6 +55,7 @@ class HeavyHitters:
         left = self._to_check
         if n < left:  # (the common case) no check place among these keys
             self._to_check = left - n
+            self.seen += n
             self._add(keys, weights)
             return
         i = 0
@@ -54,9 +63,14 @@ class HeavyHitters:
             j = i + left
             self._add(keys[i:j], weights if isinstance(weights, int) else weights[i:j])
             self.maybe_prune()
+            self._fresh = not self.counts
+            self._plain = True
+            if self._fresh:
+                self.emptied_at = self.seen + j
             i = j
             left = self.check_every
         self._to_check = left - (n - i)
+        self.seen += n
         if i < n:
             self._add(keys[i:], weights if isinstance(weights, int) else weights[i:])
 
@@ -68,6 +82,7 @@ class HeavyHitters:
             if weights == self.unit:
                 counts.update(keys)  # Counter.update counts in C
                 return
+        self._plain = False
         if self.unit != 1:
             self._unit_one()
             counts = self.counts
@@ -92,14 +107,25 @@ class HeavyHitters:
         with every weight times ``factor`` would have made (same prunes, same order)."""
         out = HeavyHitters(self.capacity, self.check_every)
         out._to_check = self._to_check
+        out.seen = self.seen
+        out.emptied_at = self.emptied_at
+        out._fresh, out._plain = self._fresh, self._plain
         dict.update(out.counts, self.counts)
         out.unit = self.unit * factor
         out.error = self.error * factor
         return out
 
     def maybe_prune(self) -> None:
-        if len(self.counts) > 4 * self.capacity:
-            self._prune()
+        n = len(self.counts)
+        if n <= 4 * self.capacity:
+            return
+        if self._fresh and self._plain and n == self.check_every:
+            # (a window of new keys, as in a bulk load) every count is one unit, so is the
+            # (capacity+1)-th largest: _prune would subtract it and keep nothing
+            self.error += self.unit
+            self.counts = Counter()
+            return
+        self._prune()
 
     def _prune(self) -> None:
         values = sorted(self.counts.values())  # in C

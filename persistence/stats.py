@@ -17,9 +17,10 @@ top keys: one C-level pass each); its raw RESP tells whether every command has t
 strided slice per byte of the first command's head, else one C scan), and then the keys are
 one strided slice of the run's flattened arguments (``CommandRun.flat``); while every command so
 far had one size, the top keys by bytes are those by writes times that size (kept as the factor
-``_bytes_factor``, made real at the first other size). The slots are counted by CRC16, in
-batches of :data:`CRC_BATCH` keys (the counter stays in the CPU caches), and folded into slots
-once, at the end (:func:`_slot_counts`).
+``_bytes_factor``, made real at the first other size, and kept so again once a prune empties
+both sketches at one check place, as in a load of new keys whose sizes grow: ``_tie``). The
+slots are counted by CRC16, in batches of :data:`CRC_BATCH` keys (the counter stays in the CPU
+caches), and folded into slots once, at the end (:func:`_slot_counts`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ __all__ = [
 SCHEMA = "valkey-aof.inspect/1"
 MAX_NAMES = 1000  # command names kept apart; the rest count as "(other)"
 CRC_BATCH = 1 << 17  # CRC16s of keys counted at a time (512 KB waiting)
+# the per-key statistics, each countable apart (AofStats ``parts``): persistence/stats_split.py
+ALL_PARTS = frozenset({"slots", "distinct", "top"})
 TTL_FORMS = ("PEXPIREAT", "SET PXAT", "HPEXPIREAT", "HSETEX PXAT", "HPERSIST", "HDEL", "UNLINK")
 
 
@@ -100,8 +103,19 @@ class AofStats:
         key_positions: KeyPositions = default_key_positions,
         top_n: int = TOP_N,
         single_key: Callable[[bytes], bool] | None = None,
+        parts: frozenset[str] = ALL_PARTS,
+        slot_bytes: tuple[int, int] = (-1, 1 << 62),
     ):
         self.key_positions = key_positions
+        # which of the per-key statistics to count (ALL_PARTS): all of them, or a share that
+        # persistence/stats_split.py merges with another process's share
+        self.parts = parts
+        self._slots = "slots" in parts
+        self._distinct = "distinct" in parts
+        self._top = "top" in parts
+        # slots are counted for the keys added while lo < self.bytes <= hi (the commands' bytes
+        # so far): two processes can each count one stretch of the stream
+        self._slot_lo, self._slot_hi = slot_bytes
         self.single_key = single_key  # True when a command's only key is argv[1]
         self.top_n = top_n
         self.commands = 0
@@ -117,6 +131,9 @@ class AofStats:
         self.top_writes = HeavyHitters()
         self.top_bytes = HeavyHitters()
         self._bytes_factor = 0  # > 0: top_bytes is top_writes times this (see _add_keys)
+        # while so: top_bytes.error is _bytes_error + (top_writes.error - _writes_error) * factor
+        self._bytes_error = 0
+        self._writes_error = 0
         self.ttl: dict[str, int] = dict.fromkeys(TTL_FORMS, 0)
         self.multi_blocks = 0
         self.multi_commands = 0
@@ -230,7 +247,9 @@ class AofStats:
         else:
             keys = list(map(_second, argvs))
         raw = run.raw
-        braces = raw is None or raw.find(b"{", run.raw_at, run.raw_at + run.size) != -1
+        braces = self._slots and (
+            raw is None or raw.find(b"{", run.raw_at, run.raw_at + run.size) != -1
+        )
         self._add_keys(keys, sizes, braces)
 
     def _add_keys(self, keys: list[bytes], sizes: list[int] | int, braces: bool = True) -> None:
@@ -239,6 +258,45 @@ class AofStats:
         no key holds a '{' (no hash tag)."""
         if not keys:
             return
+        if self._slots and self._slot_lo < self.bytes <= self._slot_hi:
+            self._add_slots(keys, braces)
+        if self._distinct:
+            self.keys.add_many(keys)
+        if not self._top:
+            return
+        # while every key since both top-key sketches were last empty came with one same
+        # command size w, the top keys by bytes are those by writes times w (same keys, same
+        # prunes, counts times w; the error since then times w): kept as that factor, made
+        # real when a batch has other sizes, and kept so again when a prune empties both at
+        # one check place (as when the keys are all new) and the keys after it have one size
+        tw = self.top_writes
+        w = self._bytes_factor
+        one = sizes if isinstance(sizes, int) and sizes > 0 else 0  # > 0: all that size
+        if one and (w == 0 or w == one):
+            tw.add_many(keys)
+            self._bytes_factor = one
+            return
+        if one and w > 0 and not tw.counts:  # both empty: the factor starts again
+            self._tie(one)
+            tw.add_many(keys)
+            return
+        if w > 0:
+            self.top_bytes = self._top_bytes()
+        self._bytes_factor = -1
+        start = tw.seen
+        tw.add_many(keys)
+        self.top_bytes.add_weights(keys, sizes)
+        if one and tw.emptied_at == self.top_bytes.emptied_at > start:
+            self._tie(one)
+
+    def _tie(self, size: int) -> None:
+        """From here on, top_bytes is top_writes times ``size`` (both are empty, or both were
+        emptied at one check place and got the same keys since, weighing ``size`` each)."""
+        self._bytes_error = self._top_bytes().error
+        self._writes_error = self.top_writes.error
+        self._bytes_factor = size
+
+    def _add_slots(self, keys: list[bytes], braces: bool) -> None:
         if braces and b"{" in b"".join(keys):
             from persistence.crc import key_slot  # here only: crcmod costs every start-up
 
@@ -248,20 +306,6 @@ class AofStats:
             self._crcs.extend(map(crc_hqx, keys, repeat(0)))  # masked in _slot_counts
         if len(self._crcs) >= CRC_BATCH:
             self._count_slots()
-        self.keys.add_many(keys)
-        # while every key so far came with one same command size w, the top keys by bytes are
-        # those by writes times w (same keys, same prunes, counts and error times w): kept as
-        # that factor, and made real when a batch has other sizes
-        w = self._bytes_factor
-        if isinstance(sizes, int) and sizes > 0 and (w == 0 or w == sizes):
-            self.top_writes.add_many(keys)
-            self._bytes_factor = sizes
-            return
-        if w > 0:
-            self.top_bytes = self.top_writes.scaled(w)
-        self._bytes_factor = -1
-        self.top_writes.add_many(keys)
-        self.top_bytes.add_weights(keys, sizes)
 
     def _counted_slots(self) -> Counter[int]:
         self._count_slots()
@@ -276,7 +320,11 @@ class AofStats:
 
     def _top_bytes(self) -> HeavyHitters:
         w = self._bytes_factor
-        return self.top_writes.scaled(w) if w > 0 else self.top_bytes
+        if w <= 0:
+            return self.top_bytes
+        out = self.top_writes.scaled(w)
+        out.error = self._bytes_error + (self.top_writes.error - self._writes_error) * w
+        return out
 
     def _name_entry(self, name: bytes) -> list[Any]:
         upper = name.upper()
@@ -330,8 +378,6 @@ class AofStats:
         by_name = sorted(names.items(), key=lambda kv: (-kv[1][0], kv[0]))
         series = self.timeline.series()
         keys = self.keys.count()
-        avg = self.bytes / self.commands if self.commands else 0.0
-        estimate = min(self.bytes, round(keys * avg))
         return {
             "totals": {
                 "commands": self.commands,
@@ -359,13 +405,19 @@ class AofStats:
             "imports": list(self.imports.values()),
             "top_keys_by_writes": _top(self.top_writes, self.top_n),
             "top_keys_by_bytes": _top(self._top_bytes(), self.top_n),
-            "rewrite_estimate": {
-                "current_bytes": self.bytes,
-                "estimated_bytes": estimate,
-                "estimated_saving": self.bytes - estimate,
-                "method": "one command of the average size per key touched",
-            },
+            "rewrite_estimate": rewrite_estimate(self.commands, self.bytes, keys),
         }
+
+
+def rewrite_estimate(commands: int, nbytes: int, keys: int) -> dict[str, Any]:
+    avg = nbytes / commands if commands else 0.0
+    estimate = min(nbytes, round(keys * avg))
+    return {
+        "current_bytes": nbytes,
+        "estimated_bytes": estimate,
+        "estimated_saving": nbytes - estimate,
+        "method": "one command of the average size per key touched",
+    }
 
 
 _first = itemgetter(0)
@@ -461,14 +513,18 @@ def inspect_path(
     top_n: int = TOP_N,
     progress: Progress | None = None,
     single_key: Callable[[bytes], bool] | None = None,
+    parts: frozenset[str] = ALL_PARTS,
+    slot_bytes: tuple[int, int] = (-1, 1 << 62),
 ) -> dict[str, Any]:
     """The whole inspect report of ``path`` as plain data (the ``--json`` schema).
 
     Damaged input is reported in ``problem`` (file, offset, message) with the statistics of
     everything read before it; a torn tail of the last file is listed in ``torn``.
+    ``parts`` and ``slot_bytes``: a share of the per-key statistics only (AofStats), for
+    persistence/stats_split.py.
     """
     p = Path(path)
-    stats = AofStats(key_positions, top_n, single_key)
+    stats = AofStats(key_positions, top_n, single_key, parts, slot_bytes)
     files: list[dict[str, Any]] = []
     out: dict[str, Any] = {"schema": SCHEMA, "path": str(p), "files": files, "problem": None}
     done = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,16 @@ __all__ = ["_load_table", "inspect", "key_positions", "single_key"]
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON (stable schema).")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, help="How many top keys.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
+@click.option(
+    "-j",
+    "--jobs",
+    type=click.IntRange(min=1),
+    default=None,
+    metavar="N",
+    help="Processes sharing the statistics of an AOF (default: 2 for a big one when 2 CPUs "
+    "are usable; 1: one process; more than 2 counts as 2). Same report whatever N.",
+)
+def inspect(path: str, as_json: bool, top: int, quiet: bool, jobs: int | None) -> None:
     """Report on PATH (RDB file, AOF file, manifest or appendonlydir) in constant memory.
 
     Files, totals, commands by name, per-db and per-slot activity, TTL records, MULTI/EXEC
@@ -34,6 +44,7 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
     \b
     Example:
       valkey-aof inspect data/appendonlydir
+      valkey-aof inspect data/appendonlydir --jobs 1
       valkey-aof inspect dump.rdb --json | jq .rdb.biggest_keys
     """
     # rich (tools.render) only for a progress bar or the text report: --json does without it
@@ -41,10 +52,7 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
     with _progress(total_size(path)) if bar else contextlib.nullcontext(None) as upd:
         try:
             with no_cyclic_gc():
-                data: dict[str, Any] = inspect_path(
-                    path, key_positions=key_positions, top_n=top, progress=upd,
-                    single_key=single_key,
-                )  # fmt: skip
+                data = _inspect(path, top, upd, jobs)
         except PersistenceError as e:
             raise corrupt(e) from e
     if as_json:
@@ -57,6 +65,34 @@ def inspect(path: str, as_json: bool, top: int, quiet: bool) -> None:
     if p:
         where = f"{p['file']}, offset {p['offset']}" if p["offset"] is not None else p["file"]
         raise CorruptInput(f"{where}: {p['message']}")
+
+
+def _inspect(
+    path: str, top: int, upd: Callable[[int], None] | None, jobs: int | None
+) -> dict[str, Any]:
+    """The report, by two processes when the input is an all-RESP AOF and big enough (or
+    --jobs 2 says so): persistence/stats_split.py shares the work and merges the halves."""
+    if jobs is None:
+        from persistence.aof.ranges import default_jobs  # (check's rule; only when needed)
+
+        if default_jobs() < 2:  # one usable CPU (taskset): one process
+            jobs = 1
+    if jobs != 1 and hasattr(os, "fork"):
+        from persistence.stats_split import SPLIT_MIN, merge_shares, resp_size, share_options
+
+        size = resp_size(path)
+        if size > 0 and (size >= SPLIT_MIN or jobs is not None):
+            from tools.parallel import fork_map
+
+            def share(index: int) -> dict[str, Any]:
+                return inspect_path(path, key_positions=key_positions, top_n=top,
+                                    progress=upd if index == 0 else None, single_key=single_key,
+                                    **share_options(index, size))  # fmt: skip
+
+            first, second = fork_map(share, [0, 1], 2)
+            return merge_shares(first, second)
+    return inspect_path(path, key_positions=key_positions, top_n=top, progress=upd,
+                        single_key=single_key)  # fmt: skip
 
 
 def _progress(total: int) -> contextlib.AbstractContextManager[Callable[[int], None]]:
