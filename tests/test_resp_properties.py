@@ -238,3 +238,76 @@ _BIG_AGGREGATE = re.compile(rb"[*%~>|][0-9]{6}")
 def test_find_big_aggregate_is_the_regex(data: bytes, start: int) -> None:
     m = _BIG_AGGREGATE.search(bytearray(data), start)
     assert find_big_aggregate(bytearray(data), start) == (-1 if m is None else m.end())
+
+
+def run_with_runs(
+    data: bytes, cuts: list[int], takes: list[int]
+) -> tuple[list[list[bytes]], str | None]:
+    """:func:`run`, reading runs (same_after, then take of a chosen number of them) wherever
+    next_command's command has more bytes behind it; each run's bytes are its commands'
+    canonical encodings."""
+    p = RequestParser(max_bulk_len=64)
+    out: list[list[bytes]] = []
+    bounds = [0, *sorted(c % (len(data) + 1) for c in cuts), len(data)]
+    choice = itertools.cycle(takes or [0])
+    try:
+        for a, b in itertools.pairwise(bounds):
+            p.feed(data[a:b])
+            while (cmd := p.next_command()) is not None:
+                found = p.same_after(cmd) if p.more else []
+                n = next(choice) % (len(found) + 1)
+                more = [[cmd[0], item] if len(cmd) == 2 else [cmd[0], *item] for item in found]
+                assert all(len(m) == len(cmd) for m in more)
+                raw = p.take(n)
+                taken = [cmd, *more[:n]]
+                assert raw is None or raw == b"".join(map(cmd_wire, taken))
+                assert raw is not None or n == 0
+                out += taken
+    except ProtocolError as exc:
+        return out, exc.message
+    return out, None
+
+
+# stretches of commands of one name and argument count (one size or varied sizes), among
+# near-canonical encodings and byte soup
+def _stretch(name: bytes, argc: int, one_size: bool, blobs: list[bytes]) -> bytes:
+    out = []
+    for i in range(0, len(blobs) - argc + 1, argc):
+        args = [(a + b"xyz")[:2] if one_size else a for a in blobs[i : i + argc]]
+        out.append(cmd_wire([name, *args]))
+    return b"".join(out)
+
+
+_NEAR = [
+    b"*2\r\n$3\r\nGET\r\n$03\r\nabc\r\n",
+    b"*2\r\n$3\r\nGET\r\n$2\r\nabXY",
+    b"*2\r\n$3\r\nGET\r\n+ab\r\n",
+    b"*2\r\n$3\r\nGET\r\n:12\r\n",
+    b"*02\r\n$3\r\nGET\r\n$2\r\nab\r\n",
+    b"*2\r\n$3\r\nGET\r\n$-1\r\n",
+    b"GET ab\r\n",
+    b"\r\n",
+    b"*1\r\n$3\r\nGET\r\n",
+]
+_run_piece = st.one_of(
+    st.builds(
+        _stretch,
+        st.sampled_from([b"SET", b"set", b"GET", b"LPUSH"]),
+        st.integers(min_value=1, max_value=3),
+        st.booleans(),
+        st.lists(st.binary(max_size=3), max_size=30),
+    ),
+    st.sampled_from(_NEAR),
+    st.binary(max_size=4),
+)
+runs_bytes = st.lists(_run_piece, max_size=12).map(b"".join)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(runs_bytes, resp_bytes),
+    st.lists(st.integers(min_value=0), max_size=6),
+    st.lists(st.integers(min_value=0, max_value=50), max_size=5),
+)
+def test_runs_read_what_next_command_reads(data: bytes, cuts: list[int], takes: list[int]) -> None:
+    assert run_with_runs(data, cuts, takes) == run(data, [], False)
