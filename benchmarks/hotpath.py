@@ -94,6 +94,7 @@ def run(name: str, pipeline: int, commands: int, repeat: int = 1) -> float:
         aof = AofWriter(engine)
         aof.open()
         srv = Server(engine, aof)
+        srv.coalesce = True  # as in the event loop: the reads of a round run after it
         conns = []
         for _ in range(CLIENTS):
             c = Connection(srv)

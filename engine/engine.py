@@ -280,15 +280,18 @@ class Engine:
         cmd: Command,
         argv: list[bytes],
         more: Callable[[list[bytes]], list[Any]] | None,
-    ) -> tuple[int, bytes]:
+        others: list[ClientState] | None = None,
+    ) -> list[bytes]:
         """``argv`` and then the commands ``more(argv)`` gives (same name and argument count:
         ``RequestParser.same_after``; None: none) through ``cmd.run``: what :meth:`execute`
         does for each, with the stats added up once, where none of its per-command work is
         due (MULTI, authentication, a reply mode, subscriptions, cluster routing, a disk error,
-        WATCH, keyspace events, loading; ``more`` is not called then). Returns (how many ran,
-        their replies as RESP); 0 when it can do none at once (then :meth:`execute` takes
-        ``argv``). A write command's ones are each propagated as they came: the caller writes
-        their bytes to the AOF."""
+        WATCH, keyspace events, loading; ``more`` is not called then). ``others``: the clients
+        the commands of ``more`` come from, when not all from ``client`` (the server's
+        single commands of one event-loop turn; same db and protocol). Returns the replies
+        (RESP) of those that ran, in order; none when it can do none at once (then
+        :meth:`execute` takes ``argv``). A write command's ones are each propagated as they
+        came: the caller writes their bytes to the AOF."""
         a, n = cmd.arity, len(argv)
         if (
             ((n != a) if a >= 0 else (n < -a))
@@ -304,7 +307,21 @@ class Engine:
             or self.keyspace.watchers
             or self.loading
         ):
-            return 0, b""
+            return []
+        if others is not None:
+            db, resp = client.db, client.resp
+            for c in others:
+                if (
+                    c.multi is not None
+                    or not c.authenticated
+                    or c.reply_mode != "on"
+                    or c.channels
+                    or c.patterns
+                    or c.shard_channels
+                    or c.db != db
+                    or c.resp != resp
+                ):
+                    return []
         assert cmd.run is not None
         ctx = client.ctx
         if ctx is None:
@@ -314,8 +331,9 @@ class Engine:
         ctx.now_ms = now = self.clock.now_ms()
         ctx.dirty = 0
         t0 = _perf_ns()
-        done, replies = cmd.run(ctx, argv, [] if more is None else more(argv))
-        if done:
+        replies = cmd.run(ctx, argv, [] if more is None else more(argv))
+        if replies:
+            done = len(replies)
             stats = self.stats
             st = stats.commands.get(cmd.name)
             if st is None:
@@ -326,7 +344,11 @@ class Engine:
             stats.dirty += ctx.dirty
             client.last_cmd = cmd.lname
             client.last_interaction_ms = now
-        return done, replies
+            if others is not None:
+                for c in others[: done - 1]:
+                    c.last_cmd = cmd.lname
+                    c.last_interaction_ms = now
+        return replies
 
     def execute_loading(self, client: ClientState, argv: list[bytes]) -> Any:
         """Start-up replay of one AOF command: the command table's handler without the

@@ -66,8 +66,9 @@ class Capture:
 class World:
     """An in-process server with the AOF on, one connection, a manual clock."""
 
-    def __init__(self, path: Path, runs: bool = True) -> None:
-        """``runs`` False: every command through Engine.execute, none through a run handler."""
+    def __init__(self, path: Path, runs: bool = True, clients: int = 1) -> None:
+        """``runs`` False: every command through Engine.execute, none through a run handler,
+        and no read waits for the others of its loop turn (Server.coalesce)."""
         path.mkdir()
         config, _ = config_file.load(
             ["--appendonly", "yes", "--dir", str(path), "--save", "", "--aof-use-rdb-preamble",
@@ -80,16 +81,23 @@ class World:
         self.aof = AofWriter(self.engine)
         self.aof.open()
         self.server = Server(self.engine, self.aof)
-        self.conn = Connection(self.server)
-        self.out = Capture()
-        self.conn.connection_made(self.out)  # type: ignore[arg-type]
+        self.server.coalesce = runs
+        self.conns: list[Connection] = []
+        self.outs: list[Capture] = []
+        for _ in range(clients):
+            conn = Connection(self.server)
+            out = Capture()
+            conn.connection_made(out)  # type: ignore[arg-type]
+            self.conns.append(conn)
+            self.outs.append(out)
+        self.conn, self.out = self.conns[0], self.outs[0]
         self.runs = 0  # commands done in runs
         execute_run = self.engine.execute_run
 
-        def counting(*args: Any) -> tuple[int, bytes]:
-            done, replies = execute_run(*args)
-            self.runs += done
-            return done, replies
+        def counting(*args: Any) -> list[bytes]:
+            replies = execute_run(*args)
+            self.runs += len(replies)
+            return replies
 
         self.engine.execute_run = counting  # type: ignore[method-assign]
         if not runs:
@@ -97,6 +105,13 @@ class World:
 
     def send(self, data: bytes) -> None:
         self.conn.data_received(data)
+        self.server.flush()
+
+    def feed(self, i: int, data: bytes) -> None:
+        """A read of client ``i``, inside the current loop turn (ended by :meth:`turn`)."""
+        self.conns[i].data_received(data)
+
+    def turn(self) -> None:
         self.server.flush()
 
     def finish(self) -> tuple[bytes, bytes, Any, Any]:
@@ -115,7 +130,8 @@ class World:
                     shown = value
                 state.append((db.id, key, shown, db.expires.get(key)))
         counters = (calls, stats.total_commands_processed, stats.dirty)
-        return bytes(self.out.data), aof, state, counters
+        replies = b"\0".join(bytes(o.data) for o in self.outs)
+        return replies, aof, state, counters
 
 
 def w(*args: bytes) -> bytes:
@@ -165,6 +181,7 @@ def pipeline(rng: random.Random) -> Iterator[bytes]:
                     w(b"CONFIG", b"SET", b"notify-keyspace-events", b"KEA"),
                     w(b"CONFIG", b"SET", b"notify-keyspace-events", b""),
                     w(b"PING"),
+                    w(b"BLPOP", b"l%d" % rng.randrange(10), b"0"),
                 ]
             )  # fmt: skip
 
@@ -389,3 +406,51 @@ def test_monitor_sees_every_command_of_a_run(tmp_path: Path) -> None:
             while lines.count(b'"SET"') < 20:
                 lines += mon.recv(1 << 16)
             assert [b'"key%d"' % i in lines for i in range(20)] == [True] * 20
+
+
+@pytest.mark.parametrize("seed", range(30))
+def test_reads_of_one_loop_turn_run_together(tmp_path: Path, seed: int) -> None:
+    """Single commands of several clients' reads in one loop turn run as one run (join,
+    run_group); what they leave is what each read run as it came leaves, whatever else the
+    turn holds (pipelines, MULTI, WATCH, SELECT, RESP3, expired keys, new keys)."""
+    rng = random.Random(seed)
+    a = World(tmp_path / "a", clients=5)
+    b = World(tmp_path / "b", runs=False, clients=5)
+    for _ in range(8):
+        for _ in range(rng.randrange(1, 30)):
+            i = rng.randrange(5)
+            cmds = list(pipeline(rng))
+            if not cmds:
+                continue
+            # mostly one command a read (as a client waiting for each reply sends them)
+            data = cmds[0] if rng.random() < 0.8 else b"".join(cmds)
+            a.feed(i, data)
+            b.feed(i, data)
+        a.turn()
+        b.turn()
+        gap = rng.randrange(0, 6)
+        a.clock.advance(gap)
+        b.clock.advance(gap)
+    got, want = a.finish(), b.finish()
+    assert got[0] == want[0]  # replies of each client
+    assert got[1] == want[1]  # AOF
+    assert got[2] == want[2]  # keys, values, encodings, TTLs
+    assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
+
+
+def test_a_group_serves_blocked_clients_between_its_commands(tmp_path: Path) -> None:
+    """Single LPUSHes of several clients in one loop turn: the first makes the list, its
+    waiter gets that element before the next push runs (as one read at a time does)."""
+    a = World(tmp_path / "a", clients=4)
+    b = World(tmp_path / "b", runs=False, clients=4)
+    for world in (a, b):
+        world.feed(0, w(b"BLPOP", b"l", b"0"))
+        world.turn()
+        world.feed(1, w(b"LPUSH", b"l", b"a"))
+        world.feed(2, w(b"LPUSH", b"l", b"b"))
+        world.feed(3, w(b"LRANGE", b"l", b"0", b"-1"))
+        world.feed(0, w(b"LPUSH", b"l", b"c"))
+        world.turn()
+    got, want = a.finish(), b.finish()
+    assert got == want
+    assert b"*2\r\n$1\r\nl\r\n$1\r\na\r\n" in got[0]  # the waiter got "a"

@@ -203,11 +203,11 @@ def hset(ctx: Ctx, argv: list[bytes]) -> Any:
 
 
 @run_handler("hset")
-def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     """HSET key field value, then more of them: hset's hashtable and listpack cases and a new
     hash, up to a key of another type or with a TTL (key or field)."""
     if len(argv) != 4:
-        return 0, b""
+        return []
     db = ctx.db
     data = db.data
     expires = db.expires
@@ -231,7 +231,7 @@ def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
         ):
             h.listpack = False
     ctx.dirty += len(out)
-    return len(out), b"".join(out)
+    return out
 
 
 @command("hmset", -4, "write denyoom fast", 1, 1, 1, acl="@write @hash @fast")

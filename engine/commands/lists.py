@@ -125,7 +125,7 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
     """A run of one of the pushes (Engine.execute_run): each as push does it, up to a key with
     a TTL, of another type, or missing for LPUSHX/RPUSHX (a reply 0 that changes nothing)."""
 
-    def run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+    def run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
         db = ctx.db
         data = db.data
         expires = db.expires
@@ -134,12 +134,12 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
             lst = data.get(key)
             if type(lst) is not List or key in expires:
                 if lst is not None or xx:
-                    return 0, b""
+                    return []
                 lst = new_list(ctx, key)
             fill = ctx.engine.config.values[_FILL] if lst.nodes is None else lst.fill
             lst.push_one(argv[2], head, fill)
             ctx.dirty += 1
-            return 1, integer(len(lst.items))
+            return [integer(len(lst.items))]
         default_fill = ctx.engine.config.values[_FILL]
         out: list[bytes] = []
         dirty = 0
@@ -164,7 +164,7 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
                 dirty += len(values)
             out.append(integer(len(lst.items)))
         ctx.dirty += dirty
-        return len(out), b"".join(out)
+        return out
 
     return run
 

@@ -7,7 +7,7 @@ Bitmap commands are in ``bits.py``."""
 from __future__ import annotations
 
 from fractions import Fraction
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any
 
 from engine.commands.table import command, run_handler
@@ -47,7 +47,7 @@ def get(ctx: Ctx, argv: list[bytes]) -> Any:
 
 
 @run_handler("get")
-def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     """GET key, then more of them; stops at a key to expire, a value of another type (the
     error is get's), or when the replies pass 64 KB (the output limit is checked between)."""
     db = ctx.db
@@ -56,10 +56,10 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
         key = argv[1]
         value = data.get(key)
         if value is None:
-            return 1, null(ctx.client.resp)
+            return [null(ctx.client.resp)]
         if type(value) is not bytes or (db.expires and key in db.expires):
-            return 0, b""
-        return 1, b"$%d\r\n%b\r\n" % (len(value), value)
+            return []
+        return [b"$%d\r\n%b\r\n" % (len(value), value)]
     keys = [argv[1], *more]
     values: list[Any] = list(map(data.get, keys))
     # the common case in C: every key a string without a TTL, small replies
@@ -73,7 +73,7 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
         except IndexError:
             pass
         else:
-            return len(values), b"".join(chain.from_iterable(zip(heads, values, _CRLFS)))
+            return list(map(b"".join, zip(heads, values, _CRLFS)))
     expires = db.expires
     now = ctx.now_ms
     missing = null(ctx.client.resp)
@@ -89,7 +89,7 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
         size += len(value)
         if size > 65536:
             break
-    return len(out), b"".join(out)
+    return out
 
 
 _BYTES_ONLY = frozenset((bytes,))
@@ -205,11 +205,11 @@ def set_(ctx: Ctx, argv: list[bytes]) -> Any:
 
 
 @run_handler("set")
-def set_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
+def set_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     """SET key value, then more of them: what set_ does for each (a TTL goes; an expired key
     is where the run stops, as its lazy expiry propagates a DEL first)."""
     if len(argv) != 3:
-        return 0, b""
+        return []
     db = ctx.db
     expires = db.expires
     volatile = db.volatile_keys
@@ -217,15 +217,15 @@ def set_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
         key = argv[1]
         if expires and key in expires:
             if ctx.now_ms > expires[key]:
-                return 0, b""
+                return []
             del expires[key]
         db.data[key] = argv[2]
         ctx.dirty += 1
-        return 1, OK_WIRE
+        return [OK_WIRE]
     items = [(argv[1], argv[2]), *more]
     if expires or volatile or db.slot_keys is not None:
         if db.slot_keys is not None:
-            return 0, b""
+            return []
         now = ctx.now_ms
         for i, (key, _) in enumerate(items):
             exp = expires.get(key)
@@ -238,7 +238,7 @@ def set_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> tuple[int, bytes]:
     db.data.update(items)
     n = len(items)
     ctx.dirty += n
-    return n, OK_WIRE * n
+    return [OK_WIRE] * n
 
 
 def _set_plain(ctx: Ctx, key: bytes, value: bytes) -> None:

@@ -16,8 +16,8 @@ if TYPE_CHECKING:
     from engine.context import Ctx
 
 Handler = Callable[["Ctx", list[bytes]], Any]
-# (ctx, the first command, the rest of the run) -> (how many it ran, their replies as RESP)
-RunHandler = Callable[["Ctx", list[bytes], list[Any]], tuple[int, bytes]]
+# (ctx, the first command, the rest of the run) -> the replies (RESP) of those it ran, in order
+RunHandler = Callable[["Ctx", list[bytes], list[Any]], list[bytes]]
 KeysFn = Callable[[list[bytes]], list[int]]
 
 
@@ -135,8 +135,8 @@ def run_handler(name: str) -> Callable[[RunHandler], RunHandler]:
     ``run(ctx, argv, more)`` does ``argv`` and then the commands of ``more`` (the arguments
     after the name of each, as ``RequestParser.same_after`` gives them: same name, same number
     and sizes of arguments) in order, exactly as the handler would one at a time, and returns
-    how many it did and their replies (RESP bytes for ``ctx.client.resp``). It may stop at any
-    command (0: none done, nothing changed); the engine runs the rest one at a time. It is
+    the replies of those it did (RESP bytes for ``ctx.client.resp``). It may stop at any
+    command (none done: nothing changed); the engine runs the rest one at a time. It is
     called only where nothing else needs per-command work (no WATCH, keyspace events, cluster
     routing, MULTI ...), and every command it does must be propagated as it came, if at all: it
     stops before one that would change nothing, block, fail, or expire a key."""

@@ -34,7 +34,7 @@ from engine.engine import Engine
 from engine.errors import SHUTDOWN_FAILED
 from engine.server.cluster_config import ClusterConfig
 from engine.server.durability import AofWriter, Durability, split_held
-from persistence.resp.parser import ProtocolError, RequestParser
+from persistence.resp.parser import RUN_MAX, ProtocolError, RequestParser
 from persistence.resp.reply import OK as OK_REPLY
 from persistence.resp.reply import encode_value, integer
 
@@ -112,9 +112,14 @@ class Connection(asyncio.Protocol):
         if self.raw_sink is not None:
             self.raw_sink(data)
             return
+        srv = self.server
+        while self.blocked is not None and srv.group:
+            # a command read before this may unblock it: that comes first, then its
+            # commands read before this (Server.run_group), then these
+            srv.run_group()
         size = self.parser.feed(data)
         if self.blocked is None:
-            self.server.process(self)
+            srv.process(self)
         if size > QUERY_BUFFER_FLOOR and self.parser.buffered > QUERY_BUFFER_FLOOR:
             self.server.check_query_buffer(self)
 
@@ -144,6 +149,14 @@ class Server:
         self.runs: dict[bytes, Command | None] = {}
         # clients served by serve_ready inside another's pipeline, whose next commands wait
         self.unblocked: list[Connection] = []
+        # single commands of this loop turn waiting to run together (join, run_group): all of
+        # one command, argument count, db and protocol; coalesce: whether reads may wait so
+        # (the event loop's server; tests that call process() and read the reply at once
+        # leave it off)
+        self.group: list[tuple[Connection, list[bytes], bytes | None]] = []
+        self.group_cmd: Command | None = None
+        self.group_key = (0, 2, 0)  # db, protocol, argument count
+        self.coalesce = False
         # called by the cluster bus, inside the message handler, after it changed a slot's owner
         # (the migration jobs' ``topology`` events); each returns the slots whose keys it
         # deletes itself, which the bus then leaves alone. The bus' ``broadcast()`` announces a
@@ -198,6 +211,13 @@ class Server:
                     run = engine.run_command(argv[0])
                     if len(runs) < 4096:  # "SET", "set", "Set" ...
                         runs[argv[0]] = run
+                # a read of one command: it waits for the others of this loop turn (run_group)
+                if run is not None and not parser.more and self.join(conn, run, argv, aof):
+                    break
+                # anything else runs after the commands read before it (and after what they
+                # unblocked: an earlier read would have run that at its end)
+                while self.group:
+                    self.run_group()
                 if run is not None and self.run(conn, run, argv, aof):
                     if engine.ready_keys:
                         self.serve_ready(self.unblocked)
@@ -256,11 +276,8 @@ class Server:
             self.pending.append(conn)
         if engine.ready_keys:
             self.serve_ready()
-        if self.unblocked:  # (src/blocked.c processUnblockedClients)
-            unblocked, self.unblocked = self.unblocked, []
-            for c in unblocked:
-                if c.blocked is None and c.client is not None and c.parser.buffered:
-                    self.process(c)
+        if self.unblocked:
+            self.resume_unblocked()
         if engine.pushed:
             self.deliver_pushes()
         if not self.flush_scheduled:  # once per event-loop turn
@@ -283,9 +300,10 @@ class Server:
         ):
             return 0
         parser = conn.parser
-        done, replies = self.engine.execute_run(
+        replies = self.engine.execute_run(
             client, cmd, argv, parser.same_after if parser.more else None
         )
+        done = len(replies)
         if done:
             if cmd.write:
                 raw = parser.take(done - 1) if done > 1 else parser.last_raw()
@@ -295,8 +313,123 @@ class Server:
                     aof.buf.append(raw)
             elif done > 1:
                 parser.take(done - 1)
-            conn.out.append(replies)
+            conn.out.append(replies[0] if done == 1 else b"".join(replies))
         return done
+
+    def join(self, conn: Connection, cmd: Command, argv: list[bytes], aof: Any) -> bool:
+        """Add the single command of ``conn``'s read to this loop turn's group (run_group runs
+        it with the others, as one run of the engine, before anything that came after it);
+        False when it must run now (no grouping, another kind of group is not possible ...)."""
+        client = conn.client
+        assert client is not None
+        if (
+            not self.coalesce
+            or self.monitors
+            or client.multi is not None
+            or client.flags
+            or client.conn
+            or client.pushes
+            or self.write_hold
+            or self.engine.cluster is not None
+        ):
+            return False
+        raw = None
+        if cmd.write:
+            if aof is None or aof.selected_db != client.db:
+                if aof is not None or self.aof is not None or self.effect_listeners:
+                    return False
+            else:
+                raw = conn.parser.last_raw()
+                if raw is None:  # an inline command
+                    return False
+        group = self.group
+        key = (client.db, client.resp, len(argv))
+        if group and (cmd is not self.group_cmd or key != self.group_key or len(group) >= RUN_MAX):
+            self.run_group()
+            group = self.group
+        if not group:
+            self.group_cmd = cmd
+            self.group_key = key
+        group.append((conn, argv, raw))
+        return True
+
+    def resume_unblocked(self) -> None:
+        """The next commands of clients serve_ready served inside a pipeline or a group
+        (src/blocked.c processUnblockedClients)."""
+        unblocked, self.unblocked = self.unblocked, []
+        for c in unblocked:
+            if c.blocked is None and c.client is not None and c.parser.buffered:
+                self.process(c)
+
+    def run_group(self) -> None:
+        """The single commands joined this loop turn, in the order they came: as one run of the
+        engine where it can (Engine.execute_run with their clients), the rest one by one; then
+        the clients they unblocked go on (as each read's unblocked clients do after it)."""
+        group, self.group = self.group, []
+        cmd = self.group_cmd
+        assert cmd is not None
+        engine = self.engine
+        clients: list[ClientState] = []
+        raws: list[bytes] = []
+        for conn, _, raw in group:
+            c = conn.client
+            if c is None or c.flags or c.pushes:
+                break
+            clients.append(c)
+            if raw is not None:
+                raws.append(raw)
+        aof = self.aof
+        # a write's AOF records are its bytes: the AOF's db is the group's, nothing else listens
+        as_came = not cmd.write or (
+            len(raws) == len(group) and aof.selected_db == clients[0].db
+            if aof is not None
+            else not self.effect_listeners
+        )
+        replies: list[bytes] = []
+        if len(clients) == len(group) and as_came and not self.write_hold and not self.monitors:
+            argv0 = group[0][1]
+            if len(group) == 1:
+                replies = engine.execute_run(clients[0], cmd, argv0, None)
+            else:
+                items = [tuple(a[1:]) if len(a) > 2 else a[1] for _, a, _ in group[1:]]
+                replies = engine.execute_run(clients[0], cmd, argv0, lambda _: items, clients[1:])
+        done = len(replies)
+        if done and cmd.write and aof is not None:
+            aof.buf.append(b"".join(raws[:done]))
+        pending = self.pending
+        for (conn, _, _), reply in zip(group, replies):
+            if not conn.out:
+                pending.append(conn)
+            conn.out.append(reply)
+        if engine.ready_keys:  # (a push run stops after making a list: its waiters come first)
+            self.serve_ready(self.unblocked)
+        for conn, argv, _ in group[done:]:  # where the run stopped: one at a time
+            self.execute_one(conn, argv)
+        if engine.pushed:
+            self.deliver_pushes()
+        if self.unblocked:
+            self.resume_unblocked()
+
+    def execute_one(self, conn: Connection, argv: list[bytes]) -> None:
+        """One command of ``conn`` outside its read's loop (run_group's rest); none blocks."""
+        client = conn.client
+        if client is None:
+            return
+        reply, effects = self.engine.execute(client, argv)
+        if effects:
+            self.propagate(effects)
+        out = conn.out
+        if not out:
+            self.pending.append(conn)
+        for msg in client.pushes:
+            out.append(encode_value(msg, client.resp))
+        client.pushes.clear()
+        if client.reply_mode == "on":
+            out.append(encode_value(reply, client.resp))
+        elif client.reply_mode == "skip":
+            client.reply_mode = "on"
+        if self.engine.ready_keys:
+            self.serve_ready(self.unblocked)
 
     def after_command(self, conn: Connection, argv: list[bytes]) -> bool:
         """Connection-level effects of a command (QUIT, CLIENT KILL, SHUTDOWN ...)."""
@@ -373,6 +506,8 @@ class Server:
         conn.blocked_argv = None
 
     def unblock_timeout(self, conn: Connection) -> None:
+        while self.group:  # a push read before the timeout fired may serve it
+            self.run_group()
         blk = conn.blocked
         if blk is None or conn.client is None:
             return
@@ -383,6 +518,8 @@ class Server:
     def serve_ready(self, resume_later: list[Connection] | None = None) -> None:
         """Run the commands of clients blocked on the keys now ready; a served client's next
         commands run now, or after the caller's when it gives ``resume_later``."""
+        if self.group:
+            self.run_group()
         engine = self.engine
         while engine.ready_keys:
             ready, engine.ready_keys = engine.ready_keys, []
@@ -427,6 +564,8 @@ class Server:
     def flush(self) -> None:
         """End of the event-loop turn: AOF first (durable before any reply), then replies."""
         self.flush_scheduled = False
+        while self.group:  # (a client it unblocks may start another)
+            self.run_group()
         if self.cluster_config is not None:  # clusterBeforeSleep: nodes.conf before replies
             self.cluster_config.save_if_needed()
         pending, self.pending = self.pending, []
@@ -523,6 +662,8 @@ class Server:
             conn.transport.abort()
 
     def drop(self, conn: Connection) -> None:
+        while self.group:  # its last command was read: it runs (its reply goes nowhere)
+            self.run_group()
         self._unpark(conn)
         if conn in self.monitors:
             self.monitors.remove(conn)
@@ -535,6 +676,8 @@ class Server:
     # -- cron -----------------------------------------------------------------------------
     def cron(self) -> None:
         """serverCron: active expiry, client timeouts, CLIENT KILL requests."""
+        while self.group:  # (what was read before it runs before it, as in Valkey's event loop)
+            self.run_group()
         engine = self.engine
         self.durability.cron()
         for hook in self.cron_hooks:
@@ -564,6 +707,7 @@ class Server:
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
         self.loop = asyncio.get_running_loop()
+        self.coalesce = True
         cfg = self.engine.config
         port = cfg["port"]
         for host in str(cfg["bind"]).split():
