@@ -62,14 +62,17 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
         return [b"$%d\r\n%b\r\n" % (len(value), value)]
     keys = [argv[1], *more]
     values: list[Any] = list(map(data.get, keys))
-    # the common case in C: every key a string without a TTL, small replies
+    # the common cases: every key a string without a TTL or missing, small replies
     if (
-        _BYTES_ONLY.issuperset(map(type, values))
+        _STRING_OR_MISSING.issuperset(map(type, values))
         and (not db.expires or db.expires.keys().isdisjoint(keys))
-        and sum(sizes := list(map(len, values))) <= 65536
+        and sum(map(len, filter(None, values))) <= 65536
     ):
-        try:
-            heads = list(map(_BULK_HDR.__getitem__, sizes))
+        if None in values:
+            missing = null(ctx.client.resp)
+            return [missing if v is None else b"$%d\r\n%b\r\n" % (len(v), v) for v in values]
+        try:  # all in C
+            heads = list(map(_BULK_HDR.__getitem__, map(len, values)))
         except IndexError:
             pass
         else:
@@ -92,7 +95,7 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     return out
 
 
-_BYTES_ONLY = frozenset((bytes,))
+_STRING_OR_MISSING = frozenset((bytes, type(None)))
 _BULK_HDR = [b"$%d\r\n" % i for i in range(4096)]
 _CRLFS = repeat(b"\r\n")
 
