@@ -129,17 +129,6 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
         db = ctx.db
         data = db.data
         expires = db.expires
-        if not more and len(argv) == 3:  # one push of one value: push's common case
-            key = argv[1]
-            lst = data.get(key)
-            if type(lst) is not List or key in expires:
-                if lst is not None or xx:
-                    return []
-                lst = new_list(ctx, key)
-            fill = ctx.engine.config.values[_FILL] if lst.nodes is None else lst.fill
-            lst.push_one(argv[2], head, fill)
-            ctx.dirty += 1
-            return [integer(len(lst.items))]
         default_fill = ctx.engine.config.values[_FILL]
         out: list[bytes] = []
         dirty = 0

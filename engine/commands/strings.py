@@ -7,7 +7,6 @@ Bitmap commands are in ``bits.py``."""
 from __future__ import annotations
 
 from fractions import Fraction
-from itertools import repeat
 from typing import Any
 
 from engine.commands.table import command, run_handler
@@ -33,7 +32,7 @@ from engine.types.strings import LongDoubleInf, ld_round, mark_encoding, string2
 from persistence.format import ld2string_human
 from persistence.resp.parser import string2ll
 from persistence.resp.reply import OK as OK_WIRE
-from persistence.resp.reply import null
+from persistence.resp.reply import bulk, bulks, null
 
 _UNITS = {b"EX": 1, b"PX": 2, b"EXAT": 3, b"PXAT": 4}
 
@@ -51,33 +50,16 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     """GET key, then more of them; stops at a key to expire, a value of another type (the
     error is get's), or when the replies pass 64 KB (the output limit is checked between)."""
     db = ctx.db
-    data = db.data
-    if not more:  # one GET: the loop below would build more than it saves
-        key = argv[1]
-        value = data.get(key)
-        if value is None:
-            return [null(ctx.client.resp)]
-        if type(value) is not bytes or (db.expires and key in db.expires):
-            return []
-        return [b"$%d\r\n%b\r\n" % (len(value), value)]
+    expires = db.expires
     keys = [argv[1], *more]
-    values: list[Any] = list(map(data.get, keys))
+    values: list[Any] = list(map(db.data.get, keys))
     # the common cases: every key a string without a TTL or missing, small replies
     if (
         _STRING_OR_MISSING.issuperset(map(type, values))
-        and (not db.expires or db.expires.keys().isdisjoint(keys))
+        and (not expires or expires.keys().isdisjoint(keys))
         and sum(map(len, filter(None, values))) <= 65536
     ):
-        if None in values:
-            missing = null(ctx.client.resp)
-            return [missing if v is None else b"$%d\r\n%b\r\n" % (len(v), v) for v in values]
-        try:  # all in C
-            heads = list(map(_BULK_HDR.__getitem__, map(len, values)))
-        except IndexError:
-            pass
-        else:
-            return list(map(b"".join, zip(heads, values, _CRLFS)))
-    expires = db.expires
+        return bulks(values, ctx.client.resp)
     now = ctx.now_ms
     missing = null(ctx.client.resp)
     out: list[bytes] = []
@@ -88,7 +70,7 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
             continue
         if type(value) is not bytes or (expires and now > expires.get(key, now)):
             break
-        out.append(b"$%d\r\n%b\r\n" % (len(value), value))
+        out.append(bulk(value))
         size += len(value)
         if size > 65536:
             break
@@ -96,8 +78,6 @@ def get_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
 
 
 _STRING_OR_MISSING = frozenset((bytes, type(None)))
-_BULK_HDR = [b"$%d\r\n" % i for i in range(4096)]
-_CRLFS = repeat(b"\r\n")
 
 
 def _parse_expire(name: bytes, unit: int, when: bytes, now_ms: int) -> int:
@@ -216,19 +196,10 @@ def set_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     db = ctx.db
     expires = db.expires
     volatile = db.volatile_keys
-    if not more and not volatile and db.slot_keys is None:  # one SET
-        key = argv[1]
-        if expires and key in expires:
-            if ctx.now_ms > expires[key]:
-                return []
-            del expires[key]
-        db.data[key] = argv[2]
-        ctx.dirty += 1
-        return [OK_WIRE]
+    if db.slot_keys is not None:
+        return []
     items = [(argv[1], argv[2]), *more]
-    if expires or volatile or db.slot_keys is not None:
-        if db.slot_keys is not None:
-            return []
+    if expires or volatile:
         now = ctx.now_ms
         for i, (key, _) in enumerate(items):
             exp = expires.get(key)

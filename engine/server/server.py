@@ -183,9 +183,7 @@ class Server:
         append = out.append
         had_out = bool(out)
         execute = engine.execute
-        # a command propagated as it came is written to the AOF as the bytes it came in
-        # (RequestParser.last_raw: the same bytes encode_command would make, without the work)
-        aof = self.aof
+        aof = self.aof  # raw_aof(), inline: this runs once per read
         if aof is not None and (self.effect_listeners or engine.config.values[TIMESTAMPS]):
             aof = None
         parser = conn.parser
@@ -283,7 +281,7 @@ class Server:
         if not self.flush_scheduled:  # once per event-loop turn
             self.schedule_flush()
 
-    def run(self, conn: Connection, cmd: Command, argv: list[bytes], aof: Any) -> int:
+    def run(self, conn: Connection, cmd: Command, argv: list[bytes], aof: AofWriter | None) -> int:
         """``argv`` and the run of its kind behind it (RequestParser.same_after) through
         Engine.execute_run, when no per-command work of the server is due either (MONITOR,
         connection flags, pushes, a write pause; for a write, an AOF record other than its
@@ -293,11 +291,7 @@ class Server:
         assert client is not None
         if self.monitors or client.flags or client.conn or client.pushes or self.write_hold:
             return 0
-        if cmd.write and (
-            aof.selected_db != client.db
-            if aof is not None
-            else self.aof is not None or self.effect_listeners
-        ):
+        if cmd.write and not self.as_came(aof, client.db):
             return 0
         parser = conn.parser
         replies = self.engine.execute_run(
@@ -316,7 +310,26 @@ class Server:
             conn.out.append(replies[0] if done == 1 else b"".join(replies))
         return done
 
-    def join(self, conn: Connection, cmd: Command, argv: list[bytes], aof: Any) -> bool:
+    def raw_aof(self) -> AofWriter | None:
+        """The AOF writer when a command propagated as it came may be written as the bytes it
+        came in (RequestParser.last_raw: what encode_command would make, without the work):
+        no #TS annotations to add, no slot-export stream to feed; else None."""
+        aof = self.aof
+        if aof is not None and (self.effect_listeners or self.engine.config.values[TIMESTAMPS]):
+            return None
+        return aof
+
+    def as_came(self, aof: AofWriter | None, db: int) -> bool:
+        """Whether a write of ``db`` run outside Engine.execute may go on as it came: its bytes
+        as the AOF record (``aof`` from raw_aof, already on ``db``), or nothing to propagate to
+        at all."""
+        if aof is not None:
+            return aof.selected_db == db
+        return self.aof is None and not self.effect_listeners
+
+    def join(
+        self, conn: Connection, cmd: Command, argv: list[bytes], aof: AofWriter | None
+    ) -> bool:
         """Add the single command of ``conn``'s read to this loop turn's group (run_group runs
         it with the others, as one run of the engine, before anything that came after it);
         False when it must run now (no grouping, another kind of group is not possible ...)."""
@@ -335,10 +348,9 @@ class Server:
             return False
         raw = None
         if cmd.write:
-            if aof is None or aof.selected_db != client.db:
-                if aof is not None or self.aof is not None or self.effect_listeners:
-                    return False
-            else:
+            if not self.as_came(aof, client.db):
+                return False
+            if aof is not None:
                 raw = conn.parser.last_raw()
                 if raw is None:  # an inline command
                     return False
@@ -378,15 +390,17 @@ class Server:
             clients.append(c)
             if raw is not None:
                 raws.append(raw)
-        aof = self.aof
-        # a write's AOF records are its bytes: the AOF's db is the group's, nothing else listens
-        as_came = not cmd.write or (
-            len(raws) == len(group) and aof.selected_db == clients[0].db
-            if aof is not None
-            else not self.effect_listeners
-        )
+        aof = self.raw_aof()
         replies: list[bytes] = []
-        if len(clients) == len(group) and as_came and not self.write_hold and not self.monitors:
+        if (
+            len(clients) == len(group)
+            and not self.write_hold
+            and not self.monitors
+            and (
+                not cmd.write
+                or (self.as_came(aof, clients[0].db) and (aof is None or len(raws) == len(group)))
+            )
+        ):
             argv0 = group[0][1]
             if len(group) == 1:
                 replies = engine.execute_run(clients[0], cmd, argv0, None)

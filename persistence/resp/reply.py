@@ -14,6 +14,7 @@ This module does not encode *commands*; the one command encoder is persistence/a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from itertools import repeat
 from typing import Any
 
 from persistence.format import d2string as format_double
@@ -93,6 +94,20 @@ def bulk(b: bytes) -> bytes:
     if n < _SMALL:
         return _BULK_HDR[n] + b + CRLF
     return b"$%d\r\n%b\r\n" % (n, b)
+
+
+def bulks(values: list[bytes | None], resp: int = 2) -> list[bytes]:
+    """:func:`bulk` of each value (:func:`null` for None), one reply each; all in C when none is
+    None and every size has a shared header (GET runs)."""
+    if None not in values:
+        try:
+            heads = list(map(_BULK_HDR.__getitem__, map(len, values)))  # type: ignore[arg-type]
+        except IndexError:
+            pass
+        else:
+            return list(map(b"".join, zip(heads, values, repeat(CRLF))))  # type: ignore[arg-type]
+    missing = null(resp)
+    return [missing if v is None else bulk(v) for v in values]
 
 
 def null(resp: int = 2) -> bytes:
