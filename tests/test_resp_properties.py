@@ -311,3 +311,81 @@ runs_bytes = st.lists(_run_piece, max_size=12).map(b"".join)
 )
 def test_runs_read_what_next_command_reads(data: bytes, cuts: list[int], takes: list[int]) -> None:
     assert run_with_runs(data, cuts, takes) == run(data, [], False)
+
+
+def run_reads(
+    pieces: list[bytes], takes: list[int], stops: list[int]
+) -> tuple[list[list[bytes]], str | None]:
+    """:func:`run_with_runs` with each piece one read, and after each read only some of the
+    commands read (``stops``) before the next comes: shaped reads (a read all of the shape of
+    the client's last commands, read by one regex without hiredis) and their catching up."""
+    p = RequestParser(max_bulk_len=64)
+    out: list[list[bytes]] = []
+    choice = itertools.cycle(takes or [0])
+    stop = itertools.cycle(stops or [1000])
+    try:
+        for i, piece in enumerate([*pieces, b""]):
+            p.feed(piece)
+            left = next(stop) if i < len(pieces) else 1 << 30
+            while left > 0 and (cmd := p.next_command()) is not None:
+                start = p.offset - len(cmd_wire(cmd)) if p.last_raw() is not None else None
+                found = p.same_after(cmd) if p.more else []
+                n = min(next(choice) % (len(found) + 1), left - 1)
+                more = [[cmd[0], item] if len(cmd) == 2 else [cmd[0], *item] for item in found]
+                raw = p.take(n)
+                taken = [cmd, *more[:n]]
+                assert raw is None or raw == b"".join(map(cmd_wire, taken))
+                if raw is not None:
+                    assert p.offset == start + len(raw)
+                out += taken
+                left -= len(taken)
+    except ProtocolError as exc:
+        return out, exc.message
+    return out, None
+
+
+# reads of whole commands, mostly of one shape, as clients send them
+_CMDS = [[b"SET", b"k1", b"v"], [b"SET", b"k2", b"w"], [b"GET", b"k1"], [b"get", b"ab"]]
+
+
+@st.composite
+def _reads(draw: st.DrawFn) -> list[bytes]:
+    main = draw(st.sampled_from(_CMDS))
+    same = st.builds(lambda k: cmd_wire(main) * k, st.integers(min_value=1, max_value=5))
+    other = st.builds(
+        lambda cmds: b"".join(map(cmd_wire, cmds)),
+        st.lists(st.sampled_from(_CMDS), min_size=1, max_size=4),
+    )
+    return draw(st.lists(st.one_of(same, same, same, other, _run_piece), max_size=12))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _reads(),
+    st.lists(st.integers(min_value=0, max_value=50), max_size=5),
+    st.lists(st.integers(min_value=1, max_value=6), max_size=4),
+)
+def test_shaped_reads_read_what_next_command_reads(
+    pieces: list[bytes], takes: list[int], stops: list[int]
+) -> None:
+    assert run_reads(pieces, takes, stops) == run(b"".join(pieces), [], False)
+
+
+def test_shaped_reads_happen() -> None:
+    """The property above exercises shaped reads: a read all of the last commands' shape is
+    read without hiredis (and one of another shape, or of mixed shapes, with it)."""
+    p = RequestParser()
+    k0, k1, k2 = (b"shaped-reads-test-key-%d" % i for i in range(3))  # (a shape no other test
+    a, b, c = (cmd_wire([b"SET", k, b"v"]) for k in (k1, k2, k0))  # uses: its pattern is new)
+    for _ in range(2):  # a new shape is learnt from the second command of it in a row
+        p.feed(c)
+        assert p._pre is None
+        assert p.next_command() == [b"SET", k0, b"v"]
+    p.feed(b + a)  # same shape: read by its pattern
+    assert p._pre is not None
+    assert p.next_command() == [b"SET", k2, b"v"] and p.more
+    assert p.same_after([b"SET", k2, b"v"]) == [(k1, b"v")]
+    assert p.take(1) == b + a and not p.more and p._pre is None
+    p.feed(cmd_wire([b"GET", k1]))  # another shape: hiredis
+    assert p._pre is None
+    assert p.next_command() == [b"GET", k1]

@@ -227,15 +227,21 @@ class RequestParser:
         "_error",
         "_fast",
         "_hi",
+        "_last",
+        "_last_n",
         "_max_bulk",
         "_mbulk",
         "_pos",
+        "_pre",
+        "_pre_i",
         "_raw_start",
         "_run_ends",
         "_run_stop",
+        "_shape",
         "_slow_until",
         "_span",
         "_start",
+        "_tried",
         "more",
     )
 
@@ -266,6 +272,16 @@ class RequestParser:
         # after next_command returned a command: False when no byte follows it (the next call
         # would return None); True when some may
         self.more = True
+        # shaped reads (feed): the last command the hot path returned; the shape of the
+        # commands this client sends (their pattern, size, name, argument count); the commands
+        # of a read that was all of that shape, unread from pre_i on (hiredis has not seen
+        # their bytes: it is in sync with what came before them)
+        self._last: list[bytes] | None = None
+        self._last_n = 1  # its size in bytes
+        self._shape: tuple[re.Pattern[bytes], int, bytes, int] | None = None
+        self._pre: list[Any] | None = None
+        self._pre_i = 0
+        self._tried: tuple[Any, ...] | None = None  # a shape _learn saw once
 
     @property
     def buffered(self) -> int:
@@ -291,17 +307,37 @@ class RequestParser:
         """Buffer ``data``; returns the buffer's size, which :attr:`buffered` never exceeds."""
         buf = self._buf
         hi = self._hi
-        # the common case (all buffered bytes were returned as commands): the big-aggregate
-        # search needs only the new bytes (find_big_aggregate, inline)
-        if (
-            hi is not None
-            and self._pos == len(buf)
-            and type(data) is bytes
-            and data.translate(_BYTE_CLASS).find(b"mdddddd") < 0
-        ):
-            buf += data
-            hi.feed(data)
-            return len(buf)
+        if hi is not None and self._pos == len(buf) and type(data) is bytes:
+            # (all buffered bytes were returned as commands)
+            # a shaped read: every command in it has the shape of the client's last ones, so
+            # one regex reads them all (and proves them canonical); hiredis is not needed
+            shape = self._shape
+            if (
+                (shape is None or len(data) % shape[1])
+                and self._last is not None
+                and not len(data) % self._last_n
+                and data
+            ):
+                shape = self._learn()
+            if shape is not None and not len(data) % shape[1] and data:
+                found = shape[0].findall(data)
+                if len(found) * shape[1] == len(data):
+                    pos = self._pos
+                    if pos >= _COMPACT_AT:
+                        self._base += pos
+                        buf.clear()
+                        self._pos = 0
+                    buf += data
+                    self._pre = found
+                    self._pre_i = 0
+                    return len(buf)
+            # the big-aggregate search needs only the new bytes (find_big_aggregate, inline)
+            if data.translate(_BYTE_CLASS).find(b"mdddddd") < 0:
+                buf += data
+                hi.feed(data)
+                return len(buf)
+        if self._pre is not None:  # a shaped read not all read: hiredis catches up first
+            self._unshape()
         if self._error is not None or not data:
             return len(buf)
         old = len(buf)
@@ -316,12 +352,44 @@ class RequestParser:
                 self._slow_until = self._base + big
         return len(buf)
 
+    def _learn(self) -> tuple[re.Pattern[bytes], int, bytes, int] | None:
+        """The shape of the last command the hot path returned (a read of a multiple of its
+        size came; else the current shape)."""
+        cmd = self._last
+        assert cmd is not None
+        self._last = None  # (once per command: a read that is not of its shape costs one try)
+        n = self._last_n
+        if len(cmd) < 2 or n > _RUN_SIZE_MAX:
+            return self._shape
+        shape = (cmd[0], *map(len, cmd))
+        pats = _RUN_PATTERNS.get(shape)
+        if pats is None:
+            # a shape seen once may be chance (commands of varied sizes): its pattern is made
+            # the second time it comes
+            if shape != self._tried:
+                self._tried = shape
+                return self._shape
+            pats = _run_patterns(shape)
+        self._shape = (pats[0], n, cmd[0], len(cmd))
+        return self._shape
+
+    def _unshape(self) -> None:
+        """Hand the unread commands of a shaped read to hiredis (new bytes are coming)."""
+        self._pre = None
+        assert self._hi is not None
+        if self._pos < len(self._buf):
+            self._hi.feed(bytes(self._buf[self._pos :]))
+
     def same_after(self, cmd: list[bytes], limit: int = RUN_MAX) -> list[Any]:
         """The complete commands right behind ``cmd`` (what :meth:`next_command` just returned,
         from its hot path) with its name as spelt and its argument sizes, at most ``limit``:
         their arguments after the name, a tuple each (the argument itself when there is one).
         One regex proves them canonical (their bytes match ``cmd``'s encoding at every byte but
         the arguments'); they stay unread until :meth:`take`."""
+        pre = self._pre
+        if pre is not None:  # a shaped read: cmd was its command before pre_i
+            i = self._pre_i
+            return pre[i : i + limit]
         start = self._raw_start
         if start < 0 or self._hi is None:
             return []
@@ -347,6 +415,7 @@ class RequestParser:
                 found = one.findall(buf, pos, end) if m is not None else []
             if found:
                 self._run_stop = self._base + end
+                self._shape = (one, size, cmd[0], len(cmd))
                 return found
         return self._same_name_after(cmd, pos, limit)
 
@@ -398,9 +467,18 @@ class RequestParser:
         if start < 0:
             return None
         pos = self._pos
+        buf = self._buf
+        pre = self._pre
+        if pre is not None:  # a shaped read
+            end = pos + n * (pos - start)
+            self._pos = end
+            self._pre_i += n
+            if self._pre_i == len(pre):
+                self._pre = None
+                self.more = False
+            return bytes(buf[start:end])
         ends = self._run_ends
         end = pos + n * (pos - start) if ends is None or not n else ends[n - 1]
-        buf = self._buf
         if n:
             self._pos = end
             hi = self._hi = hiredis.Reader()  # in sync again: it read only the first command
@@ -416,6 +494,20 @@ class RequestParser:
 
     def next_command(self) -> list[bytes] | None:
         """The next complete command, or None when more data is needed."""
+        pre = self._pre
+        if pre is not None:  # a shaped read (feed)
+            shape = self._shape
+            assert shape is not None
+            i = self._pre_i
+            self._raw_start = start = self._pos
+            self._pos = start + shape[1]
+            self._pre_i = i + 1
+            if i + 1 == len(pre):
+                self._pre = None
+                self.more = False
+            else:
+                self.more = True
+            return [shape[2], pre[i]] if shape[3] == 2 else [shape[2], *pre[i]]
         fast = True
         while True:
             hi = self._hi
@@ -460,6 +552,8 @@ class RequestParser:
                                 self._raw_start = pos
                                 self._pos = p
                                 self.more = p < size
+                                self._last = cmd
+                                self._last_n = p - pos
                                 return cmd
                             if buf[pos:p] == b"*0\r\n":  # skipped, as Valkey does
                                 self._pos = p
