@@ -6,7 +6,9 @@ A real valkey-server writes an AOF of N ``SET`` commands (as benchmarks/formats.
 (median of ``--runs``, min-max in brackets), each into a fresh-flushed target with appendonly off:
 - ``cat <aof files> | redis-cli --pipe`` into one valkey-server (the reference);
 - ``valkey-aof replay`` (library call) of the appendonlydir into the same server
-  (target: >= 1.0x redis-cli's commands/s);
+  (target: >= 1.0x redis-cli's commands/s), by default: runs of plain SETs go as MSET;
+- the same with ``--as-is`` (every command as the file has it: the bytes redis-cli sends;
+  an info row);
 - ``valkey-aof replay`` into a 3-node cluster on loopback (target: >= 0.5x of redis-cli's
   standalone commands/s).
 ``measure()`` returns these as figures (commands/s per run) for ``benchmarks/run.py``.
@@ -93,9 +95,9 @@ def port_of(c: redis.Redis) -> int:
 
 def replay_seconds(
     aof_dir: Path, keys: int, runs: int, work: Path, with_cluster: bool = True
-) -> tuple[int, list[float], list[float], list[float]]:
-    """(commands, seconds of: redis-cli --pipe, ours standalone, ours into a 3-node cluster
-    (none without ``with_cluster``))."""
+) -> tuple[int, list[float], list[float], list[float], list[float]]:
+    """(commands, seconds of: redis-cli --pipe, ours standalone, ours standalone --as-is,
+    ours into a 3-node cluster (none without ``with_cluster``))."""
     cli = shutil.which("redis-cli") or shutil.which("valkey-cli")
     if cli is None:
         raise SystemExit("redis-cli not found (apt-get install redis-tools)")
@@ -119,11 +121,16 @@ def replay_seconds(
             nonlocal n
             n = replay(aof_dir, ReplayOptions(target=f"redis://127.0.0.1:{port}")).commands
 
+        def as_is() -> None:
+            replay(aof_dir, ReplayOptions(target=f"redis://127.0.0.1:{port}", as_is=True))
+
         t_cli = timed(runs, c.flushall, pipe)
         t_ours = timed(runs, c.flushall, ours)
         assert c.dbsize() == keys, (c.dbsize(), keys)
+        t_as_is = timed(runs, c.flushall, as_is)
+        assert c.dbsize() == keys, (c.dbsize(), keys)
     if not with_cluster:
-        return n, t_cli, t_ours, []
+        return n, t_cli, t_ours, t_as_is, []
     with cluster(work / "cl") as nodes:
 
         def flush_all() -> None:
@@ -136,7 +143,7 @@ def replay_seconds(
 
         t_cl = timed(runs, flush_all, ours_cluster)
         assert sum(node.dbsize() for node in nodes) == keys
-    return n, t_cli, t_ours, t_cl
+    return n, t_cli, t_ours, t_as_is, t_cl
 
 
 def measure(
@@ -144,11 +151,14 @@ def measure(
 ) -> list[Figure]:
     """Replay commands/s of ours (standalone, 3-node cluster) and of ``redis-cli --pipe``."""
     compile_packages()
-    n, t_cli, t_ours, t_cl = replay_seconds(aof_dir, keys, runs, work, with_cluster)
+    n, t_cli, t_ours, t_as_is, t_cl = replay_seconds(aof_dir, keys, runs, work, with_cluster)
     ref = [n / t for t in t_cli]
     return [
         Figure("replay.standalone", f"valkey-aof replay into valkey-server, {n:,} commands",
                "cmd/s", [n / t for t in t_ours], ref, "redis-cli --pipe"),
+        Figure("replay.standalone.as_is",
+               f"valkey-aof replay --as-is into valkey-server, {n:,} commands (no MSET)",
+               "cmd/s", [n / t for t in t_as_is], ref, "redis-cli --pipe"),
         *([Figure("replay.cluster", f"valkey-aof replay into a 3-node cluster, {n:,} commands",
                   "cmd/s", [n / t for t in t_cl], ref, "redis-cli --pipe, standalone")]
           if with_cluster else []),
@@ -163,10 +173,10 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="vaof-replay-"))
     try:
         resp, _ = make_aof(work, args.commands)
-        n, s_cli, s_ours, s_cl = replay_seconds(
+        n, s_cli, s_ours, s_as_is, s_cl = replay_seconds(
             resp / "appendonlydir", args.commands, args.runs, work
         )
-        t_cli, t_ours, t_cl = stats(s_cli), stats(s_ours), stats(s_cl)
+        t_cli, t_ours, t_as_is, t_cl = stats(s_cli), stats(s_ours), stats(s_as_is), stats(s_cl)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -180,6 +190,8 @@ def main() -> None:
             ("metric", "valkey-aof replay", "redis-cli --pipe", "ratio (cmd/s)", "target"),
             (f"standalone, {n:,} SET", fmt(t_ours), fmt(t_cli), f"{n / t_ours[0] / ref:.2f}x",
              ">= 1.0x"),
+            (f"standalone --as-is, {n:,} SET", fmt(t_as_is), fmt(t_cli),
+             f"{n / t_as_is[0] / ref:.2f}x", "-"),
             (f"3-node cluster, {n:,} SET", fmt(t_cl), "(standalone figure)",
              f"{n / t_cl[0] / ref:.2f}x", ">= 0.5x"),
         ])

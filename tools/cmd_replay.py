@@ -64,6 +64,7 @@ def result_json(res: ReplayResult) -> dict[str, Any]:
         "interrupted": res.interrupted,
         "per_node": res.per_node,
         "cross_slot": res.cross_slot,
+        "sent_as_mset": res.sent_as_mset,
         "files": st.files,
         "warnings": st.warnings,
         "notes": st.notes,
@@ -133,6 +134,10 @@ def _report(res: ReplayResult) -> None:
 @click.option("--map-db", multiple=True, help="FROM:TO: write source db FROM into db TO.")
 @click.option("--flatten-db", is_flag=True, help="Write every database into one (the URL's).")
 @click.option("--dry-run", is_flag=True, help="Count and route only; send nothing.")
+@click.option(
+    "--as-is", "as_is", is_flag=True,
+    help="Send every command as the file has it (default: runs of plain SET go as MSET).",
+)  # fmt: skip
 @click.option("--verify", is_flag=True, help="Afterwards compare the target with the input.")
 @click.option("--ttl-tolerance-ms", type=int, default=5_000, show_default=True)
 @click.option("--no-checksum", is_flag=True, help="Do not verify RDB CRC64 checksums.")
@@ -147,7 +152,7 @@ def _report(res: ReplayResult) -> None:
 def replay_cmd(
     path: str, target: str, cluster: bool, rate: float | None, rate_bytes: float | None,
     checkpoint: str | None, checkpoint_every: int, resume: bool, on_error: str,
-    map_db: tuple[str, ...], flatten_db: bool, dry_run: bool, verify: bool,
+    map_db: tuple[str, ...], flatten_db: bool, dry_run: bool, as_is: bool, verify: bool,
     ttl_tolerance_ms: int, no_checksum: bool, quiet: bool, as_json: bool, tls: bool,
     tls_ca_cert: str | None, tls_cert: str | None, tls_key: str | None, tls_insecure: bool,
     sni: str | None,
@@ -155,8 +160,10 @@ def replay_cmd(
     """Replay PATH (AOF file, manifest, appendonlydir or RDB) into a live server or cluster.
 
     Commands stream in order with deep pipelining, as the file's own bytes where nothing
-    changes. Cluster targets are detected; commands are routed by key slot, MOVED/ASK are
-    followed. Ctrl-C stops cleanly and saves the checkpoint.
+    changes, except that on a standalone target runs of plain SET go as MSET (the same end
+    state, less server time; --as-is sends them as they are). Cluster targets are detected;
+    commands are routed by key slot, MOVED/ASK are followed. Ctrl-C stops cleanly and saves
+    the checkpoint.
 
     \b
     Example:
@@ -179,7 +186,7 @@ def replay_cmd(
         checkpoint=checkpoint, checkpoint_every=checkpoint_every, resume=resume,
         on_error=on_error, dry_run=dry_run, verify=verify, map_db=_map_db(map_db),
         flatten_db=flatten_db, verify_checksum=not no_checksum, ttl_tolerance_ms=ttl_tolerance_ms,
-        log=lambda line: click.echo(line, err=True), tls=tls_opts,
+        log=lambda line: click.echo(line, err=True), tls=tls_opts, as_is=as_is,
     )  # fmt: skip
     bar = None
     if not quiet and not dry_run and not as_json:

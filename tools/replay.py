@@ -3,10 +3,12 @@
 How this works: :class:`tools.replay_source.Source` turns the input into segments (original
 bytes where nothing changes); a sender (:class:`Standalone` or :class:`Cluster`) pipelines them
 without waiting for replies, adding a SELECT whenever a connection's db must change and, on a
-cluster, splitting each segment by slot. Acknowledged pieces come back with their error
-replies, which ``--on-error`` decides about; the index of the first command not yet
-acknowledged everywhere is the resume point written to the checkpoint. Ctrl-C / SIGTERM stop
-sending, wait for every reply and save the checkpoint, so ``--resume`` replays nothing twice.
+cluster, splitting each segment by slot; on a standalone target runs of plain SETs go as MSET
+(tools/replay_mset.py; ``as_is`` turns it off), still counted as the file's commands.
+Acknowledged pieces come back with their error replies, which ``--on-error`` decides about;
+the index of the first command not yet acknowledged everywhere is the resume point written to
+the checkpoint. Ctrl-C / SIGTERM stop sending, wait for every reply and save the checkpoint,
+so ``--resume`` replays nothing twice.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from persistence.resp import Array, Bulk
 from tools.replay_cluster import ClusterMap, CrossSlot, auth, parse_redirect
 from tools.replay_conn import Cmd, Conn, ReplayConnError, Target, TlsOptions, parse_target
 from tools.replay_fastscan import RawCmds
+from tools.replay_mset import MSET_PAIRS
 from tools.replay_send import Cluster, Standalone
 from tools.replay_source import Segment, Source, SourceStats
 from tools.replay_xslot import CrossSlotRunner, handled, split_by_slot
@@ -58,6 +61,8 @@ class ReplayOptions:
     ttl_tolerance_ms: int = 5_000
     timeout: float = 30.0
     tls: TlsOptions | None = None  # for rediss:// (defaults when None)
+    as_is: bool = False  # standalone: no runs of SET as MSET (tools/replay_mset.py)
+    mset_pairs: int = MSET_PAIRS  # pairs per MSET at most
     log: Callable[[str], None] | None = None
     progress: Callable[[Progress], None] | None = None
 
@@ -86,6 +91,7 @@ class ReplayResult:
     interrupted: bool = False
     per_node: dict[str, int] = field(default_factory=dict)
     cross_slot: dict[str, int] = field(default_factory=dict)  # replayed as per-slot effects
+    sent_as_mset: int = 0  # file commands (plain SETs) sent inside MSETs
     source: SourceStats = field(default_factory=SourceStats)
     plan: dict[str, Any] | None = None
     verify: Any = None  # tools.replay_verify.VerifyReport
@@ -243,7 +249,14 @@ def replay(path: str | os.PathLike[str], opts: ReplayOptions) -> ReplayResult:
             run.xslot = CrossSlotRunner(cmap, cluster_dbs > 1)
             run.multi_db = cluster_dbs > 1
         else:
-            run.sender = Standalone(seed)
+            pairs = 0 if opts.as_is else opts.mset_pairs
+            if pairs >= 2 and names and b"mset" not in names:
+                pairs = 0
+                result.source.notes.append(
+                    "the target has no MSET command (renamed or removed): every command is "
+                    "sent as the file has it (as with --as-is)"
+                )
+            run.sender = Standalone(seed, pairs, result.source.notes.append)
         if opts.dry_run:
             run.dry_run()
         else:
@@ -442,6 +455,9 @@ class _Run:
         res.elapsed = time.perf_counter() - self.t0
         res.bytes_sent = sum(c.bytes_sent for c in sender.conns.values())
         res.per_node = {name: c.received for name, c in sender.conns.items()}
+        if isinstance(sender, Standalone):  # replies as if every command had its own
+            res.sent_as_mset = sender.batched
+            res.per_node[sender.conn.name] += sender.batched - sender.msets
         res.total_commands = self.source.stats.commands
         if isinstance(sender, Cluster):
             res.commands -= sender.extra_parts

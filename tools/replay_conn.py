@@ -126,7 +126,9 @@ class Piece:
     None); with ``index_base`` set, ``indexes`` holds positions (or (position, command) pairs,
     as the cluster router keeps them) relative to it. ``prefix`` control replies (SELECT,
     ASKING) come first; a transaction adds MULTI and EXEC replies around its commands.
-    ``errors`` gets (position in cmds, error text).
+    ``errors`` gets (position in cmds, error text). ``groups`` (a batched piece,
+    tools/replay_mset.py) holds the position in cmds of the first command each reply answers:
+    one reply to an MSET acknowledges (or fails) all the commands it carries.
     """
 
     data: bytes
@@ -142,9 +144,11 @@ class Piece:
     errors: list[tuple[int, str]] = field(default_factory=list)
     control_errors: list[str] = field(default_factory=list)
     index_base: int | None = None
+    groups: Sequence[int] | None = None
 
     def __post_init__(self) -> None:
-        self.count = self.prefix + len(self.cmds) + (2 if self.txn else 0)
+        replies = len(self.cmds) if self.groups is None else len(self.groups)
+        self.count = self.prefix + replies + (2 if self.txn else 0)
 
     def index_of(self, pos: int) -> int:
         if self.indexes is None:
@@ -381,5 +385,9 @@ def _attach(piece: Piece, r: int, reply: Any) -> None:
                 piece.errors.append((0, msg))
         else:
             piece.errors.append((pos - 1, msg))
+    elif piece.groups is not None:  # an MSET error: none of its commands was applied
+        groups = piece.groups
+        end = groups[pos + 1] if pos + 1 < len(groups) else len(piece.cmds)
+        piece.errors.extend((p, msg) for p in range(groups[pos], end))
     else:
         piece.errors.append((pos, msg))

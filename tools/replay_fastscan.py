@@ -123,6 +123,11 @@ class RawCmds(Sequence[AofCommand]):
             self.data = b""
         return self._argvs
 
+    @property
+    def unparsed(self) -> bool:
+        """A uniform run known only by its stride: no argv list built yet."""
+        return self._argvs is None and self.step > 0
+
     def __len__(self) -> int:
         return self.n
 

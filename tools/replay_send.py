@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
-from itertools import compress, repeat
+from itertools import accumulate, compress, repeat
 from operator import itemgetter
 from typing import overload
 
@@ -25,6 +25,7 @@ from persistence.crc import key_slot
 from tools.replay_cluster import NO_KEY, ClusterMap, CrossSlot
 from tools.replay_conn import Cmd, Conn, Piece
 from tools.replay_fastscan import ARG_SIZE, ARGC_SIZE, RawCmds
+from tools.replay_mset import batch, batched_commands
 from tools.replay_source import GenCmd, Segment
 from tools.replay_xslot import handled, split_by_slot
 
@@ -38,20 +39,96 @@ Item = int | tuple[int, Cmd]  # a raw run's position, or (position, command)
 
 
 class Standalone:
+    """One connection. With ``pairs`` >= 2, runs of plain SETs go as MSETs
+    (tools/replay_mset.py). The first MSET goes alone and its reply is awaited: a target that
+    refuses MSET (an ACL user without +mset: NOPERM; ``rename-command MSET``: unknown command)
+    gets every command as the file has it from then on, these ones included, and ``note``
+    says so once."""
+
     mode = "standalone"
 
-    def __init__(self, conn: Conn) -> None:
+    def __init__(
+        self, conn: Conn, pairs: int = 0, note: Callable[[str], None] | None = None
+    ) -> None:
         self.conn = conn
         self.conns = {conn.name: conn}
+        self.pairs = pairs  # MSET pairs at most; < 2: send as the file has it
+        self.proven = False  # the target answered an MSET without refusing the command
+        self.note = note
+        self.batched = 0  # file commands sent inside MSETs
+        self.msets = 0
+
+    def off(self, why: str) -> None:
+        self.pairs = 0
+        if self.note is not None:
+            self.note(f"{why}: every command is sent as the file has it (as with --as-is)")
 
     def send(self, seg: Segment) -> None:
+        if self.pairs >= 2 and not seg.txn:
+            if not self.proven:
+                self._probe(seg)
+                return
+            done = batch(seg.cmds, seg.data, self.pairs)
+            if done is not None:
+                data, groups = done
+                cmds, msets = batched_commands(groups, len(seg.cmds))
+                self.batched += cmds
+                self.msets += msets
+                self._queue(seg, data, seg.cmds, seg.first_index, groups)
+                return
+        self._queue(seg, seg.data, seg.cmds, seg.first_index)
+
+    def _queue(
+        self, seg: Segment, data: bytes, cmds: Sequence[Cmd], first: int,
+        groups: Sequence[int] | None = None,
+    ) -> Piece:  # fmt: skip
         c = self.conn
-        data, prefix = seg.data, 0
+        prefix = 0
         if c.db != seg.db:
             data = encode_command([b"SELECT", b"%d" % seg.db]) + data
             prefix = 1
         c.db = seg.db if seg.db_after is None else seg.db_after
-        c.queue(Piece(data, seg.cmds, seg.first_index, txn=seg.txn, prefix=prefix))
+        piece = Piece(data, cmds, first, txn=seg.txn, prefix=prefix, groups=groups)
+        c.queue(piece)
+        return piece
+
+    def _probe(self, seg: Segment) -> None:
+        """Send ``seg`` with its first MSET alone and awaited (see the class docstring)."""
+        done = batch(seg.cmds, seg.data, self.pairs)
+        if done is None:
+            self._queue(seg, seg.data, seg.cmds, seg.first_index)
+            return
+        groups = done[1]
+        k = next(i for i in range(len(groups)) if _span(groups, i, len(seg.cmds)) > 1)
+        a = groups[k]
+        b = a + _span(groups, k, len(seg.cmds))
+        cmds = list(seg.cmds)
+        offsets = [0, *accumulate(c.size for c in cmds)]  # they add up (batch checked it)
+        first = seg.first_index
+        if a:
+            self._queue(seg, seg.data[: offsets[a]], cmds[:a], first)
+        one = Segment(cmds[a:b], seg.data[offsets[a] : offsets[b]], seg.db, first + a)
+        mset = batch(one.cmds, one.data, self.pairs)
+        assert mset is not None and len(mset[1]) == 1
+        probe = self._queue(one, mset[0], one.cmds, one.first_index, mset[1])
+        self.conn.drain()
+        msg = probe.errors[0][1] if probe.errors else ""
+        if msg.startswith(("NOPERM", "ERR unknown command")):
+            self.conn.acked.remove(probe)
+            self.off(f"the target refuses MSET ({msg})")
+            rest = Segment(cmds[a:], seg.data[offsets[a] :], seg.db, first + a)
+        else:
+            self.proven = True
+            self.batched += b - a
+            self.msets += 1
+            rest = Segment(cmds[b:], seg.data[offsets[b] :], seg.db, first + b)
+        if rest.cmds:
+            self.send(rest)
+
+
+def _span(groups: Sequence[int], k: int, n: int) -> int:
+    """Commands answered by reply ``k``."""
+    return (groups[k + 1] if k + 1 < len(groups) else n) - groups[k]
 
 
 class PickCmds(Sequence[Cmd]):
