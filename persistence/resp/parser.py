@@ -307,8 +307,14 @@ class RequestParser:
         """Buffer ``data``; returns the buffer's size, which :attr:`buffered` never exceeds."""
         buf = self._buf
         hi = self._hi
-        if hi is not None and self._pos == len(buf) and type(data) is bytes:
-            # (all buffered bytes were returned as commands)
+        pos = self._pos
+        if hi is not None and pos == len(buf) and type(data) is bytes:
+            # all buffered bytes were returned as commands: the buffer starts over (no bigger
+            # buffer to grow, copied by realloc, for every read of a pipelining client)
+            if pos:
+                self._base += pos
+                buf.clear()
+                self._pos = 0
             # a shaped read: every command in it has the shape of the client's last ones, so
             # one regex reads them all (and proves them canonical); hiredis is not needed
             shape = self._shape
@@ -322,11 +328,6 @@ class RequestParser:
             if shape is not None and not len(data) % shape[1] and data:
                 found = shape[0].findall(data)
                 if len(found) * shape[1] == len(data):
-                    pos = self._pos
-                    if pos >= _COMPACT_AT:
-                        self._base += pos
-                        buf.clear()
-                        self._pos = 0
                     buf += data
                     self._pre = found
                     self._pre_i = 0
