@@ -520,8 +520,9 @@ class Engine:
     # -- expiry ---------------------------------------------------------------------------
     def active_expire(self, max_keys: int = 200) -> list[list[Effect]]:
         """One active expiry step: delete up to ``max_keys`` due keys per db. Each deleted key
-        is its own execution unit (observed: a bare ``UNLINK`` per key)."""
-        if self.loading:
+        is its own execution unit (observed: a bare ``UNLINK`` per key). Off after DEBUG
+        SET-ACTIVE-EXPIRE 0 (src/server.c databasesCron: server.active_expire_enabled)."""
+        if self.loading or not self.server_info.get("active_expire", True):
             return []
         units: list[list[Effect]] = []
         now = self.clock.now_ms()
@@ -540,7 +541,7 @@ class Engine:
         """One active expiry step for hash fields (spec 1.7): up to ``max_fields`` due fields
         per db; each batch of <= 1024 fields of one hash is its own unit (``HDEL``, plus
         ``UNLINK`` in MULTI/EXEC when the hash became empty). See commands/hashes_expire.py."""
-        if self.loading:
+        if self.loading or not self.server_info.get("active_expire", True):
             return []
         return _expire_fields(self, max_fields)
 

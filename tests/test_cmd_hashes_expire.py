@@ -323,3 +323,35 @@ def test_notifications_match_real_server(real: RealServer) -> None:
         r.config_set("notify-keyspace-events", "")
         ps.close()
         r.close()
+
+
+def test_hsetex_past_time_deletes_an_expired_field(d: Differ) -> None:
+    """HSETEX with a time in the past deletes the field even when it has expired and was not
+    reclaimed yet (both sides' active expiry off), and propagates it in the HDEL (found by
+    test_hash_ttl_clock_real.py)."""
+    d.check(["HSETEX", "h1", "PX", "60", "FIELDS", "1", "a", "short"], tol=30)
+    d.check(["HSETEX", "h2", "PX", "60", "FIELDS", "2", "a", "short", "b", "x"], tol=30)
+    d.check(["HSET", "h2", "c", "1"])
+    time.sleep(0.2)
+    d.check(["HSETEX", "h1", "PX", "0", "FIELDS", "1", "a", "1"])
+    d.check(["EXISTS", "h1"])
+    d.check(["HSETEX", "h2", "PXAT", "1", "FIELDS", "2", "a", "1", "c", "2"])
+    d.check(["HGETALL", "h2"], unordered=True)
+    d.check(["HLEN", "h2"])
+
+
+def test_debug_set_active_expire_stops_active_expiry() -> None:
+    """DEBUG SET-ACTIVE-EXPIRE 0 stops the active expiry of keys and of hash fields (src/server.c
+    databasesCron: server.active_expire_enabled); 1 starts it again."""
+    clock = ManualClock(1_000_000)
+    e = Engine(clock=clock)
+    c = e.new_client()
+    e.execute(c, b"SET k v PX 100".split())
+    e.execute(c, b"HSETEX h PX 100 FIELDS 1 a 1".split())
+    e.execute(c, b"HSET h b 2".split())
+    clock.advance(200)
+    e.execute(c, b"DEBUG SET-ACTIVE-EXPIRE 0".split())
+    assert e.active_expire() == [] and e.active_expire_fields() == []
+    e.execute(c, b"DEBUG SET-ACTIVE-EXPIRE 1".split())
+    assert e.active_expire() == [[(0, [b"UNLINK", b"k"])]]
+    assert e.active_expire_fields() == [[(0, [b"HDEL", b"h", b"a"])]]
