@@ -15,7 +15,9 @@ a :class:`CommandRun` of commands whose only key is argv[1] is counted column-wi
 top keys: one C-level pass each); its raw RESP tells whether every command has the same size
 (:func:`_one_size`: one strided slice) and then the same name and argc (:func:`_same_head`: a
 strided slice per byte of the first command's head, else one C scan), and then the keys are
-one strided slice of the run's flattened arguments (``CommandRun.flat``); while every command so
+one strided slice of the run's flattened arguments (``CommandRun.flat``), or, in a shaped run
+(one layout, proved by persistence/aof/shapes.py), one struct unpack of its bytes without any
+argument list (``CommandRun.column``, :meth:`AofStats._add_shaped`); while every command so
 far had one size, the top keys by bytes are those by writes times that size (kept as the factor
 ``_bytes_factor``, made real at the first other size, and kept so again once a prune empties
 both sketches at one check place, as in a load of new keys whose sizes grow: ``_tie``). The
@@ -194,6 +196,15 @@ class AofStats:
 
     def add_run(self, run: CommandRun) -> None:
         """:meth:`add_batch` of a run, counted column-wise in C where the run allows."""
+        shape = run.shape
+        if shape is not None and self._in_multi < 0:  # one name, argc and size: no argvs
+            entry = self.by_name.get(shape.name)
+            if entry is None:
+                entry = self._name_entry(shape.name)
+            # the only key is argv[1], and no TTL form (a SET is one only with options)
+            if entry[4] and (not entry[2] or (entry[3] == "SET" and shape.argc <= 3)):
+                self._add_shaped(run, shape.argc, entry)
+                return
         argvs = run.argvs
         n = len(argvs)
         size = _one_size(run)  # > 0: every command has that size
@@ -228,15 +239,7 @@ class AofStats:
                 if len(argv) > 3 and by_name[argv[0]][2]:
                     ttl += any(a.upper() == b"PXAT" for a in argv[3:])
             self.ttl["SET PXAT"] += ttl
-        d = self.by_db.get(run.db)
-        if d is None:
-            d = self.by_db[run.db] = [0, 0]
-        d[0] += n
-        d[1] += run.size
-        if run.timestamp is not None:
-            self.timeline.add(run.timestamp, n)
-        self.commands += n
-        self.bytes += run.size
+        self._tally(run, n)
         if min(lens) < 2:  # a command without a key
             if isinstance(sizes, int):
                 sizes = [sizes] * n
@@ -246,11 +249,37 @@ class AofStats:
             keys = run.flat[1 :: len(argvs[0])]
         else:
             keys = list(map(_second, argvs))
+        self._add_keys(keys, sizes, self._braces(run))
+
+    def _add_shaped(self, run: CommandRun, argc: int, entry: list[Any]) -> None:
+        """:meth:`add_run` of a shaped run of single-key commands, without its argvs: counts
+        from its size, the keys as one column of its bytes (``CommandRun.column``)."""
+        n = run.size // run.step
+        entry[0] += n
+        entry[1] += run.size
+        self._tally(run, n)
+        if argc < 2:  # keyless
+            return
+        self._add_keys(run.column(1), run.step, self._braces(run))
+
+    def _tally(self, run: CommandRun, n: int) -> None:
+        """The ``n`` commands of ``run`` in the totals, its db and the timeline."""
+        d = self.by_db.get(run.db)
+        if d is None:
+            d = self.by_db[run.db] = [0, 0]
+        d[0] += n
+        d[1] += run.size
+        if run.timestamp is not None:
+            self.timeline.add(run.timestamp, n)
+        self.commands += n
+        self.bytes += run.size
+
+    def _braces(self, run: CommandRun) -> bool:
+        """False when no key of ``run`` can hold a hash tag (no '{' in its bytes)."""
         raw = run.raw
-        braces = self._slots and (
+        return self._slots and (
             raw is None or raw.find(b"{", run.raw_at, run.raw_at + run.size) != -1
         )
-        self._add_keys(keys, sizes, braces)
 
     def _add_keys(self, keys: list[bytes], sizes: list[int] | int, braces: bool = True) -> None:
         """Slots, keys touched and top keys for one batch, with the loops in C where possible.
@@ -536,7 +565,7 @@ def inspect_path(
         else:
             out["input"] = "aof"
             out["history"] = _history(p)
-            for batch in read_aof_runs(p):
+            for batch in read_aof_runs(p, shaped=True):
                 kind = type(batch[0])
                 if kind is CommandRun or kind is AofCommand:  # commands (a MULTI block)
                     for run in batch:

@@ -5,10 +5,16 @@ from __future__ import annotations
 
 import heapq
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from persistence.fileio import open_input
-from persistence.records import AuxField, FunctionLibrary, HashValue, KeyRecord, SlotImport
+
+if TYPE_CHECKING:
+    from persistence.records import AuxField, FunctionLibrary, HashValue, KeyRecord, SlotImport
+
+    Kinds = tuple[
+        type[KeyRecord], type[AuxField], type[FunctionLibrary], type[SlotImport], type[HashValue]
+    ]
 
 TOP_N = 10
 
@@ -18,6 +24,14 @@ def text_of(b: bytes) -> str:
 
 
 _text = text_of
+
+
+def _kinds() -> Kinds:
+    """The record types, imported at the first RDB event: an all-RESP AOF never needs them
+    (persistence.records costs ~10 ms of every start-up)."""
+    from persistence.records import AuxField, FunctionLibrary, HashValue, KeyRecord, SlotImport
+
+    return KeyRecord, AuxField, FunctionLibrary, SlotImport, HashValue
 
 
 class RdbStats:
@@ -38,18 +52,22 @@ class RdbStats:
         self.slot_imports: list[dict[str, Any]] = []
         self._prev: KeyRecord | None = None
         self._n = 0
+        self._kinds: Kinds | None = None
 
     def add(self, ev: object) -> None:
+        kinds = self._kinds
+        if kinds is None:
+            kinds = self._kinds = _kinds()
         off = getattr(ev, "offset", None)
         if self._prev is not None and off is not None:
             self._close(off)
-        if isinstance(ev, KeyRecord):
+        if isinstance(ev, kinds[0]):
             self._prev = ev
-        elif isinstance(ev, AuxField):
+        elif isinstance(ev, kinds[1]):
             self.aux[_text(ev.key)] = _text(ev.value)
-        elif isinstance(ev, FunctionLibrary):
+        elif isinstance(ev, kinds[2]):
             self.functions += 1
-        elif isinstance(ev, SlotImport):
+        elif isinstance(ev, kinds[3]):
             self.slot_imports.append({"job": _text(ev.job_name), "slot_ranges": ev.ranges})
 
     def finish(self, end: int) -> None:
@@ -58,7 +76,7 @@ class RdbStats:
 
     def _close(self, end: int) -> None:
         r = self._prev
-        assert r is not None and r.offset is not None
+        assert r is not None and r.offset is not None and self._kinds is not None
         self._prev = None
         size = end - r.offset
         self.keys += 1
@@ -74,7 +92,7 @@ class RdbStats:
             self.expire_min = ms if self.expire_min is None else min(self.expire_min, ms)
             self.expire_max = ms if self.expire_max is None else max(self.expire_max, ms)
         v = r.value
-        if isinstance(v, HashValue) and v.expires:
+        if isinstance(v, self._kinds[4]) and v.expires:
             self.volatile_hashes += 1
             self.volatile_fields += len(v.expires)
         self._n += 1

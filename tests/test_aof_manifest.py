@@ -16,9 +16,9 @@ from persistence.aof.manifest import (
     incr_name,
     needs_repr,
     parse_manifest,
-    split_args,
 )
 from persistence.errors import ManifestError
+from persistence.resp.parser import split_args
 
 
 def test_fixture_manifests_roundtrip() -> None:

@@ -16,13 +16,15 @@ import os
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Literal, TypeAlias
+from typing import TYPE_CHECKING, BinaryIO, Literal, TypeAlias
 
 from persistence.aof.manifest import Manifest, find_manifest, read_manifest
 from persistence.aof.resp_scan import AofCommand, CommandRun, RespScanner, TornError
 from persistence.errors import FormatError, MissingFileError, TruncatedError
 from persistence.fileio import open_input
-from persistence.records import RdbEvent
+
+if TYPE_CHECKING:  # (persistence.records costs ~10 ms of start-up; the RDB reader imports it)
+    from persistence.records import RdbEvent
 
 FileKind: TypeAlias = Literal["base", "incr", "history", "single"]
 FileFormat: TypeAlias = Literal["rdb", "resp", "empty"]
@@ -158,11 +160,16 @@ def read_aof_runs(
     verify_checksum: bool = True,
     allow_torn_tail: bool = True,
     string_runs: bool = False,
+    shaped: bool = False,
 ) -> Iterator[list[AofRunItem]]:
     """:func:`read_aof_batches` with consecutive commands as one :class:`CommandRun` (no
-    object per command): the fast way to load and to count."""
+    object per command): the fast way to load and to count.
+
+    ``shaped``: runs of commands of one layout are proved canonical without hiredis and come
+    with ``shape`` set, their ``argvs`` built only when read (persistence/aof/shapes.py): for
+    consumers that need a few columns (``CommandRun.column``), as ``valkey-aof inspect``."""
     sources = _sources(path)
-    state = _State(string_runs=string_runs)
+    state = _State(string_runs=string_runs, shaped=shaped)
     for i, src in enumerate(sources):
         last = i == len(sources) - 1
         yield from _read_one(src, state, last, verify_checksum, allow_torn_tail)
@@ -182,6 +189,7 @@ def _expand(items: list[AofRunItem]) -> list[AofItem]:
 class _State:
     timestamp: int | None = None
     string_runs: bool = False
+    shaped: bool = False
 
 
 def _read_one(
@@ -250,11 +258,13 @@ def _read_resp(
     # each file is loaded by a fresh fake client, so every file starts in db 0 (src/aof.c)
     scanner.db = 0
     scanner.special = special = _SPECIAL
+    scanner.shaped = state.shaped
     last_end = offset  # end of the last complete command (src/aof.c valid_up_to)
     try:
         for run in scanner.runs():
             last_end = run.offset + run.size
-            if run.argvs[-1][0] not in special:
+            # (a shaped run's commands share one name, never a special one)
+            if run.shape is not None or run.argvs[-1][0] not in special:
                 if pending is None:
                     yield [run]
                 else:

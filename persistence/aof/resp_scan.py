@@ -14,7 +14,11 @@ three paths parse it, fastest first; each gives exactly what the next would, or 
   :class:`CommandRun`, without an object per command (when K was the ``*`` count, splitting
   the segment at its ``*`` bytes gives each command's size; when the ``*`` bytes are equally
   spaced, as in an AOF of fixed-width keys and values, two strided slices show it: every
-  command has that size, and no big header can be there). A run is cut after each ``special``
+  command has that size, and no big header can be there). With ``shaped`` on (``inspect``),
+  such a segment whose commands share the first one's layout is proved by strided slices
+  instead of hiredis and comes as a shaped run, its argument lists built only when read, and
+  the next segments of that layout, :data:`SHAPED_SCALE` times longer, need no count of the
+  ``*`` bytes (persistence/aof/shapes.py). A run is cut after each ``special``
   command; a segment that misses a letter of every special word (a few memchr scans) cannot
   hold one, and no command name is looked up.
 - *Per command*: ``hiredis.Reader.gets`` one reply at a time, each command's size computed from
@@ -34,7 +38,6 @@ from __future__ import annotations
 
 import io
 import re
-from collections import deque
 from collections.abc import Iterator
 from operator import itemgetter
 from typing import BinaryIO
@@ -51,6 +54,9 @@ from persistence.aof.scan_items import (
     command_sizes,
     run_size,
 )
+from persistence.aof.shapes import Shape, shape_of
+from persistence.aof.shapes import parse_segment as _parse_segment
+from persistence.aof.shapes import step_of as _step
 from persistence.errors import FormatError, TruncatedError
 
 # the scanner's API: the items it yields are defined in scan_items.py and re-exported here
@@ -82,6 +88,8 @@ AOF_ANNOTATION_LINE_MAX_LEN = 1024  # src/server.h
 # runs almost no collection, while 1150 live lists (64 KB of SETs) cost a sixth of its time
 SEG = 1 << 16
 SEG_CMDS = 400
+# shaped segments (no list per command, see _shaped_run) are this many times longer
+SHAPED_SCALE = 4
 # bytes that end a segment: '#' starts an annotation line, the others start RESP types that
 # hiredis returns as bytes or lists but whose size is not the canonical bulk/array size
 _HAZARDS = tuple(b"#+(=~|%>")
@@ -109,46 +117,6 @@ def _last_start(buf: bytes, pos: int, at: int) -> int:
     """Index of the last ``*`` in buf[pos+1:at+1] that follows a CRLF, else -1."""
     i = buf.rfind(b"\r\n*", pos, at + 1)
     return i + 2 if i >= pos else -1
-
-
-def _step(buf: bytes, pos: int, stop: int, k: int) -> int:
-    """The size of every command of buf[pos:stop] when its ``k`` '*' bytes (``k`` >= 1) are
-    equally spaced and each is followed by a CR at the same place, within 6 bytes (so none
-    starts a big array header), else 0. Two strided slices: the common AOF of fixed-width
-    keys and values needs neither the big-header search nor a size per command."""
-    step = (stop - pos) // k
-    if step * k != stop - pos:
-        return 0
-    cr = buf.find(b"\r", pos, pos + 7) - pos
-    if cr < 2 or buf[pos:stop:step] != b"*" * k or buf[pos + cr : stop : step] != b"\r" * k:
-        return 0
-    return step
-
-
-def _parse_segment(
-    buf: bytes, pos: int, stop: int, k: int
-) -> tuple[list[list[bytes]], list[bytes]] | None:
-    """(buf[pos:stop] as exactly ``k`` non-empty arrays of bulk strings, all their arguments
-    in order), or None."""
-    reader = hiredis.Reader()
-    reader.feed(b"*%d\r\n" % k)
-    reader.feed(buf, pos, stop - pos)
-    try:
-        cmds = reader.gets()
-    except (hiredis.ProtocolError, TypeError):
-        return None
-    if type(cmds) is not list or reader.has_data() or not all(cmds):
-        return None
-    # flatten (list.extend per command is cheaper than chain.from_iterable) and type-check:
-    # join raises TypeError unless every argument is bytes, extend unless every command is
-    # iterable; the count of arguments comes for free
-    args: list[bytes] = []
-    try:
-        deque(map(args.extend, cmds), 0)
-        b"".join(args)
-    except TypeError:
-        return None
-    return cmds, args
 
 
 class RespScanner:
@@ -182,6 +150,10 @@ class RespScanner:
         self._letters: list[list[tuple[bytes, bytes]]] = []  # per special word: its letters
         self._seg_after = -1  # file offset before which the segment path is not tried again
         self._seg_len = SEG_CMDS * 64  # bytes of the next segment, at most SEG
+        # equal-size segments of one layout come as shaped runs, without hiredis (argvs built
+        # when asked for: persistence/aof/shapes.py); _shape: the last layout seen
+        self.shaped = False
+        self._shape: Shape | None = None
         self._memo = [(0, 0, -1)] * len(_HAZARDS)
         # a plain file positioned just past the buffer: _fill may seek back in it
         self._reread = isinstance(f, io.BufferedReader) and f.tell() == base_offset + len(initial)
@@ -224,6 +196,9 @@ class RespScanner:
                 return
             if self.buf[self.pos] == 42:  # '*'
                 seg = self._segment()
+                if isinstance(seg, CommandRun):
+                    yield seg
+                    continue
                 if seg is not None:
                     yield from self._seg_runs(*seg)
                     continue
@@ -242,17 +217,20 @@ class RespScanner:
             yield from batch
 
     # -- segment path -----------------------------------------------------------------------
-    def _segment(self) -> tuple[list[list[bytes]], int, int, bool, list[bytes], int] | None:
+    def _segment(
+        self,
+    ) -> tuple[list[list[bytes]], int, int, bool, list[bytes], int] | CommandRun | None:
         """(commands, start, end, stars, all arguments, step) of a segment at pos parsed in
-        one hiredis call, or None."""
-        if len(self.buf) - self.pos < SEG and not self.eof:
+        one hiredis call, or the segment as a shaped run, or None."""
+        limit = SEG if self._shape is None else SEG * SHAPED_SCALE
+        if len(self.buf) - self.pos < limit and not self.eof:
             self._fill()
         buf = self.buf
         pos = self.pos
         end = len(buf)
         if self.base + pos < self._seg_after:
             return None
-        stop = pos + min(SEG, self._seg_len)
+        stop = pos + min(limit, self._seg_len)
         if stop >= end and self.eof and buf.endswith(b"\r\n"):
             stop = end
         else:
@@ -264,8 +242,17 @@ class RespScanner:
             stop = _last_start(buf, pos, cut)
             if stop < 0:
                 return None
+        shape = self._shape  # (set only when shaped)
+        if shape is not None:  # the last layout again: no count of the '*' bytes needed
+            k, rest = divmod(stop - pos, shape.size)
+            if not rest and shape.holds(buf, pos, k) and shape.name not in self.special:
+                return self._shaped_run(shape, pos, stop, k)
         k = buf.count(b"*", pos, stop)
         step = _step(buf, pos, stop, k)
+        if step and self.shaped:
+            shape = shape_of(buf, pos, step)
+            if shape is not None and shape.holds(buf, pos, k) and shape.name not in self.special:
+                return self._shaped_run(shape, pos, stop, k)
         if not step:
             # (a big header cannot straddle ``stop``: a CRLF precedes the '*' there)
             big = _BIG_ARRAY.search(buf, pos, stop)
@@ -287,6 +274,14 @@ class RespScanner:
                 return None
         self._seg_len = max(256, (stop - pos) * SEG_CMDS // len(parsed[0]))
         return parsed[0], pos, stop, stars, parsed[1], step if stars else 0
+
+    def _shaped_run(self, shape: Shape, pos: int, stop: int, k: int) -> CommandRun:
+        """The ``k`` commands of ``shape`` in buf[pos:stop] (proved by ``shape.holds``)."""
+        self._shape = shape
+        self._seg_len = max(256, (stop - pos) * SEG_CMDS * SHAPED_SCALE // k)
+        self.pos = stop
+        return CommandRun.shaped(shape, self.file, self.base + pos, k, self.timestamp, self.db,
+                                 self.buf, pos)  # fmt: skip
 
     def _may_hold(self, pos: int, stop: int) -> bool:
         """False when no ``special`` word can be in buf[pos:stop]: each word misses a letter

@@ -12,6 +12,9 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, repeat
 from operator import add, itemgetter
+from typing import TYPE_CHECKING
+
+from persistence.aof.shapes import Shape
 
 # per-argument canonical size: len("$<n>\r\n") + n + 2, cached for small n; built from ranges
 # of equal digit counts (a list comprehension over str(n) costs 4 ms of every start-up)
@@ -78,6 +81,9 @@ class Annotation:
     timestamp: int | None
 
 
+_LAZY: list[list[bytes]] = []
+
+
 @dataclass(slots=True)
 class CommandRun:
     """Consecutive commands of one file with the same last ``#TS`` and db: ``argvs`` start at
@@ -90,7 +96,8 @@ class CommandRun:
     timestamp: int | None = None
     db: int = 0
     cmds: list[AofCommand] | None = None  # the per-command objects, when already made
-    # the scanner's buffer, when every '*' in raw[raw_at:raw_at+size] starts a command
+    # the scanner's buffer, when every '*' in raw[raw_at:raw_at+size] starts a command (or
+    # when every command has ``step`` bytes: a shaped run's data may hold a '*')
     raw: bytes | None = None
     raw_at: int = 0
     nargs: int = -1  # the number of arguments of all argvs, when known (-1: count them)
@@ -98,6 +105,37 @@ class CommandRun:
     # every argument of argvs in order (the segment path flattens them anyway), when kept:
     # with one argc n for all commands, argument j of each is flat[j::n] (one C slice)
     flat: list[bytes] | None = field(default=None, compare=False, repr=False)
+    # every command has this layout (persistence/aof/shapes.py): ``argvs`` is built from
+    # ``raw`` only when first read (a shaped run is made without it, see :meth:`shaped`)
+    shape: Shape | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def shaped(cls, shape: Shape, file: str, offset: int, k: int, timestamp: int | None,
+               db: int, raw: bytes, raw_at: int) -> CommandRun:  # fmt: skip
+        """``k`` commands of ``shape`` at ``raw[raw_at]``, their argument lists not built yet."""
+        run = cls(_LAZY, file, offset, shape.size * k, timestamp, db, raw=raw, raw_at=raw_at,
+                  nargs=shape.argc * k, step=shape.size, shape=shape)  # fmt: skip
+        del run.argvs  # built by __getattr__ when first read
+        return run
+
+    if not TYPE_CHECKING:  # (mypy would take any unknown attribute for argvs)
+
+        def __getattr__(self, name: str) -> list[list[bytes]]:
+            """``argvs`` of a shaped run, built at its first read (the only unset slot)."""
+            if name != "argvs" or self.shape is None or self.raw is None:
+                raise AttributeError(name)
+            argvs, self.flat = self.shape.argvs(self.raw, self.raw_at, self.size // self.step)
+            self.argvs = argvs
+            return argvs
+
+    def column(self, j: int) -> list[bytes]:
+        """Argument ``j`` of every command, when all have one argc greater than ``j`` (a
+        shaped run: one struct unpack of its bytes, without building ``argvs``)."""
+        if self.shape is not None and self.raw is not None:
+            return self.shape.column(self.raw, self.raw_at, self.size // self.step, j)
+        if self.flat is not None:
+            return self.flat[j :: len(self.argvs[0])]
+        return list(map(itemgetter(j), self.argvs))
 
     @classmethod
     def of(cls, cmds: list[AofCommand]) -> CommandRun:
