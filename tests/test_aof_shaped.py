@@ -33,9 +33,9 @@ from persistence.aof.reader import read_aof_runs
 from persistence.aof.resp_scan import AofCommand, CommandRun, RespScanner
 from persistence.aof.shapes import shape_of
 from persistence.resp.parser import split_args
-from persistence.sketches import DistinctCounter, HeavyHitters
 from persistence.stats import AofStats, inspect_path
 from tests.test_aof_runs import ODD, SPECIAL
+from tests.test_inspect_fast import _small  # tiny sketches: prunes and sampling happen
 from tools.keyspecs import key_positions, single_key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "valkey-9.1.2"
@@ -160,14 +160,6 @@ def test_holds_checks_every_fixed_byte() -> None:
         for new in {b"\0", b"*", b"x", b"\r"} - {data[at : at + 1]}:
             changed = data[:at] + new + data[at + 1 :]
             assert shape.holds(changed, 0, 60) == (pos in data_bytes)
-
-
-def _small(stats: AofStats) -> AofStats:
-    stats.top_writes = HeavyHitters(4)
-    stats.top_bytes = HeavyHitters(4)
-    stats.keys = DistinctCounter(limit=300)
-    stats.keys.SAMPLE = 64
-    return stats
 
 
 def _uniform_shapes(rng: random.Random) -> bytes:
