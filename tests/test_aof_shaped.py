@@ -35,7 +35,7 @@ from persistence.aof.shapes import shape_of
 from persistence.resp.parser import split_args
 from persistence.stats import AofStats, inspect_path
 from tests.test_aof_runs import ODD, SPECIAL
-from tests.test_inspect_fast import _small  # tiny sketches: prunes and sampling happen
+from tests.test_inspect_fast import _small, add_plain  # tiny sketches: prunes and sampling happen
 from tools.keyspecs import key_positions, single_key
 
 FIXTURES = Path(__file__).resolve().parent.parent / "fixtures" / "valkey-9.1.2"
@@ -204,12 +204,7 @@ def test_stats_of_shaped_runs_match_add_batch(seed: int, tmp_path: Path) -> None
                 fast.add_run(it)
             elif type(it) is AofCommand:
                 fast.add_batch([it])
-    for items in read_aof_runs(p):
-        for it in items:
-            if type(it) is CommandRun:
-                plain.add_batch(it.commands())
-            elif type(it) is AofCommand:
-                plain.add_batch([it])
+    add_plain(plain, p)
     assert seen > 10
     assert fast.result() == plain.result()
 

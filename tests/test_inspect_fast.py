@@ -57,6 +57,17 @@ def _aof(rng: random.Random, n: int, uniform: float) -> bytes:
     return b"".join(parts)
 
 
+def add_plain(stats: AofStats, p: Path) -> AofStats:
+    """``stats`` of the AOF at ``p`` through add_batch only (no column-wise fast path)."""
+    for items in read_aof_runs(p):
+        for it in items:
+            if type(it) is CommandRun:
+                stats.add_batch(it.commands())
+            elif type(it) is AofCommand:
+                stats.add_batch([it])
+    return stats
+
+
 def _small(stats: AofStats) -> AofStats:
     stats.top_writes = HeavyHitters(4)
     stats.top_bytes = HeavyHitters(4)
@@ -111,13 +122,7 @@ def test_inspect_path_report_unchanged_by_the_fast_paths(tmp_path: Path) -> None
     p = tmp_path / "a.aof"
     p.write_bytes(_aof(random.Random(3), 3000, 0.5))
     d = inspect_path(p, key_positions=key_positions, single_key=single_key)
-    stats = AofStats(key_positions, 10, single_key)
-    for items in read_aof_runs(p):
-        for it in items:
-            if type(it) is CommandRun:
-                stats.add_batch(it.commands())
-            elif type(it) is AofCommand:
-                stats.add_batch([it])
+    stats = add_plain(AofStats(key_positions, 10, single_key), p)
     assert d["aof"] == stats.result()
     keys = [k for c in _commands(p) for k in (c.argv[i] for i in key_positions(c.argv))]
     slots = Counter(map(key_slot, keys))

@@ -15,10 +15,9 @@ from pathlib import Path
 import pytest
 
 from persistence.aof.encoder import encode_command as enc
-from persistence.aof.reader import read_aof_runs
-from persistence.aof.resp_scan import AofCommand, CommandRun
 from persistence.sketches import HeavyHitters
 from persistence.stats import AofStats, inspect_path
+from tests.test_inspect_fast import add_plain
 from tools.keyspecs import key_positions, single_key
 
 
@@ -82,14 +81,7 @@ def _aof(rng: random.Random, n: int, repeat: float) -> bytes:
 
 def _plain_report(p: Path) -> dict[str, object]:
     """add_batch only: top_bytes is always counted with the weight of each command."""
-    stats = AofStats(key_positions, 10, single_key)
-    for items in read_aof_runs(p):
-        for it in items:
-            if type(it) is CommandRun:
-                stats.add_batch(it.commands())
-            elif type(it) is AofCommand:
-                stats.add_batch([it])
-    return stats.result()
+    return add_plain(AofStats(key_positions, 10, single_key), p).result()
 
 
 @pytest.mark.parametrize(("seed", "repeat"), [(1, 0.0), (2, 0.0), (3, 0.01), (4, 0.3)])

@@ -9,9 +9,10 @@ from __future__ import annotations
 import gc
 import importlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 
@@ -87,3 +88,13 @@ def no_cyclic_gc() -> Iterator[None]:
     finally:
         if was:
             gc.enable()
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def jobs_option(help: str) -> Callable[[_F], _F]:
+    """``-j/--jobs N`` (processes; None: the command's default), for check and inspect."""
+    return click.option(
+        "-j", "--jobs", type=click.IntRange(min=1), default=None, metavar="N", help=help
+    )

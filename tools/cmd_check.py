@@ -14,7 +14,7 @@ import click
 from persistence.aof import check as lib
 from persistence.errors import PersistenceError
 from tools.check_text import plain_report
-from tools.cli import CorruptInput, OperationalError, main, no_cyclic_gc, total_size
+from tools.cli import CorruptInput, OperationalError, jobs_option, main, no_cyclic_gc, total_size
 
 A = TypeVar("A")
 B = TypeVar("B")
@@ -109,14 +109,9 @@ def _emit_check(as_json: bool, doc: dict[str, Any]) -> None:
 @click.option("--no-checksum", is_flag=True, help="Do not verify RDB CRC64 checksums.")
 @click.option("--json", "as_json", is_flag=True, help="The result as JSON (stable schema).")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Processes validating a big file in parallel (default: the usable CPUs, at most 4; "
-    "1: one process). Same result whatever N.",
+@jobs_option(
+    "Processes validating a big file in parallel (default: the usable CPUs, at most 4; "
+    "1: one process). Same result whatever N."
 )
 def check(
     path: str,

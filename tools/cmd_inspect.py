@@ -11,7 +11,7 @@ import click
 
 from persistence.errors import PersistenceError
 from persistence.stats import inspect_path
-from tools.cli import CorruptInput, corrupt, main, no_cyclic_gc, total_size
+from tools.cli import CorruptInput, corrupt, jobs_option, main, no_cyclic_gc, total_size
 from tools.jsonout import dumps, progress_enabled
 from tools.keyspecs import key_positions, single_key
 from tools.keyspecs import load_table as _load_table
@@ -24,14 +24,9 @@ __all__ = ["_load_table", "inspect", "key_positions", "single_key"]
 @click.option("--json", "as_json", is_flag=True, help="The report as JSON (stable schema).")
 @click.option("--top", type=click.IntRange(1, 1000), default=10, help="How many top keys.")
 @click.option("-q", "--quiet", is_flag=True, help="No progress bar.")
-@click.option(
-    "-j",
-    "--jobs",
-    type=click.IntRange(min=1),
-    default=None,
-    metavar="N",
-    help="Processes sharing the statistics of an AOF (default: 2 for a big one when 2 CPUs "
-    "are usable; 1: one process; more than 2 counts as 2). Same report whatever N.",
+@jobs_option(
+    "Processes sharing the statistics of an AOF (default: 2 for a big one when 2 CPUs "
+    "are usable; 1: one process; more than 2 counts as 2). Same report whatever N."
 )
 def inspect(path: str, as_json: bool, top: int, quiet: bool, jobs: int | None) -> None:
     """Report on PATH (RDB file, AOF file, manifest or appendonlydir) in constant memory.

@@ -20,9 +20,10 @@ is split at the header the same way; a mixed run walks its commands (the general
 from __future__ import annotations
 
 from collections.abc import Sequence
-from itertools import accumulate, product
+from itertools import accumulate, chain, product
 from operator import itemgetter
 
+from persistence.aof.encoder import encode_command
 from tools.replay_conn import Cmd
 from tools.replay_fastscan import ARG_SIZE, ARGC_SIZE, RawCmds
 
@@ -129,7 +130,7 @@ def _general(
 ) -> Batched | None:
     """Command by command: runs of plain SETs batched, everything else as ``data`` has it.
     ``canonical``: each SET's key/value part is its bytes after the 13-byte header; else it is
-    written again from its argv (the reader may have read a non-canonical file)."""
+    encoded again from its argv (the reader may have read a non-canonical file)."""
     n = len(argvs)
     flags = [len(a) == 3 and a[0] in SET_NAMES for a in argvs]
     out: list[bytes] = []
@@ -154,13 +155,15 @@ def _general(
                 out.append(data[offsets[a] : offsets[b]])
                 continue
             batched = True
-            out.append(mset_header(b - a))
-            if canonical:
+            if canonical:  # the header, then the SETs' own key/value bytes
+                out.append(mset_header(b - a))
                 out.extend(data[offsets[k] + HEADER : offsets[k + 1]] for k in range(a, b))
             else:
-                for k in range(a, b):
-                    _, key, value = argvs[k]
-                    out.append(b"$%d\r\n%b\r\n$%d\r\n%b\r\n" % (len(key), key, len(value), value))
+                out.append(
+                    encode_command(
+                        [b"MSET", *chain.from_iterable(argvs[k][1:] for k in range(a, b))]
+                    )
+                )
         i = j
     if not batched:
         return None
