@@ -314,17 +314,28 @@ def test_runs_read_what_next_command_reads(data: bytes, cuts: list[int], takes: 
 
 
 def run_reads(
-    pieces: list[bytes], takes: list[int], stops: list[int]
+    pieces: list[bytes], takes: list[int], stops: list[int], sole: bool = False
 ) -> tuple[list[list[bytes]], str | None]:
     """:func:`run_with_runs` with each piece one read, and after each read only some of the
     commands read (``stops``) before the next comes: shaped reads (a read all of the shape of
-    the client's last commands, read by one regex without hiredis) and their catching up."""
+    the client's last commands, read by one regex without hiredis) and their catching up.
+    ``sole``: each read offered to RequestParser.sole first (for the names SET and GET)."""
     p = RequestParser(max_bulk_len=64)
     out: list[list[bytes]] = []
     choice = itertools.cycle(takes or [0])
     stop = itertools.cycle(stops or [1000])
+    accept = {b"SET": True, b"GET": True}
     try:
         for i, piece in enumerate([*pieces, b""]):
+            if sole:
+                offset = p.offset
+                cmd = p.sole(piece, accept)
+                if cmd is not None:
+                    assert cmd_wire(cmd) == piece and cmd[0] in accept
+                    assert p.offset == offset + len(piece) and not p.more and not p.buffered
+                    assert p.last_raw() is None
+                    out.append(cmd)
+                    continue
             p.feed(piece)
             left = next(stop) if i < len(pieces) else 1 << 30
             while left > 0 and (cmd := p.next_command()) is not None:
@@ -389,3 +400,37 @@ def test_shaped_reads_happen() -> None:
     p.feed(cmd_wire([b"GET", k1]))  # another shape: hiredis
     assert p._pre is None
     assert p.next_command() == [b"GET", k1]
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    _reads(),
+    st.lists(st.integers(min_value=0, max_value=50), max_size=5),
+    st.lists(st.integers(min_value=1, max_value=6), max_size=4),
+)
+def test_sole_reads_read_what_next_command_reads(
+    pieces: list[bytes], takes: list[int], stops: list[int]
+) -> None:
+    assert run_reads(pieces, takes, stops, sole=True) == run(b"".join(pieces), [], False)
+
+
+def test_sole_reads_happen() -> None:
+    """RequestParser.sole reads a read of one command of the client's shape, of a name the
+    caller accepts, when nothing else is buffered; else it changes nothing."""
+    p = RequestParser()
+    k0, k1 = b"sole-reads-test-key-0", b"sole-reads-test-key-1"  # (a new shape)
+    a, b = cmd_wire([b"SET", k0, b"v"]), cmd_wire([b"SET", k1, b"w"])
+    accept = {b"SET": True}
+    for _ in range(3):  # a shape is learnt from the second command of it in a row
+        assert p.sole(a, accept) is None
+        p.feed(a)
+        assert p.next_command() == [b"SET", k0, b"v"]
+    assert p.sole(b, {b"GET": True}) is None  # a name not accepted
+    assert p.sole(b, accept) == [b"SET", k1, b"w"]
+    assert p.sole(a + b, accept) is None  # two commands: feed them
+    assert p.sole(b[:-1] + b"x", accept) is None  # not a command
+    p.feed(a[:5])
+    assert p.sole(b, accept) is None  # something is buffered
+    p.feed(a[5:])
+    assert p.next_command() == [b"SET", k0, b"v"]
+    assert p.sole(a, accept) == [b"SET", k0, b"v"]

@@ -454,3 +454,75 @@ def test_a_group_serves_blocked_clients_between_its_commands(tmp_path: Path) -> 
     got, want = a.finish(), b.finish()
     assert got == want
     assert b"*2\r\n$1\r\nl\r\n$1\r\na\r\n" in got[0]  # the waiter got "a"
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_reads_of_one_command_of_the_clients_shape(tmp_path: Path, seed: int) -> None:
+    """Clients that keep sending one command of one shape a read: most reads join the loop
+    turn's group at once (Server.join_read, RequestParser.sole), and what they leave is what
+    each read run as it came leaves, with the odd other command between them (SELECT, HELLO,
+    MULTI, WATCH, keyspace events, a blocked client, a pipeline)."""
+    rng = random.Random(seed)
+    a = World(tmp_path / "a", clients=5)
+    b = World(tmp_path / "b", runs=False, clients=5)
+    sole = 0
+    join_read = a.server.join_read
+
+    def counting(conn: Connection, data: bytes) -> bool:
+        nonlocal sole
+        joined = join_read(conn, data)
+        sole += joined
+        return joined
+
+    a.server.join_read = counting  # type: ignore[method-assign]
+    shapes = [
+        lambda: w(b"SET", b"k%02d" % rng.randrange(12), b"v%02d" % rng.randrange(100)),
+        lambda: w(b"set", b"k%02d" % rng.randrange(12), b"v%d" % rng.randrange(100)),
+        lambda: w(b"GET", b"k%02d" % rng.randrange(12)),
+        lambda: w(b"GET", b"l%d" % rng.randrange(10)),
+        lambda: w(b"LPUSH", b"l%d" % rng.randrange(10), b"x%02d" % rng.randrange(100)),
+        lambda: w(b"RPUSHX", b"l%d" % rng.randrange(10), b"x%02d" % rng.randrange(100)),
+        lambda: w(b"HSET", b"h%d" % rng.randrange(10), b"f%02d" % rng.randrange(9), b"vv"),
+        lambda: w(b"HSET", b"k%02d" % rng.randrange(12), b"f", b"v"),
+    ]
+    mine = [rng.choice(shapes) for _ in range(5)]
+    for _ in range(10):
+        for _ in range(rng.randrange(1, 40)):
+            i = rng.randrange(5)
+            if rng.random() < 0.9:
+                data = mine[i]()
+            else:
+                data = b"".join(pipeline(rng))
+                if rng.random() < 0.3:
+                    mine[i] = rng.choice(shapes)
+            a.feed(i, data)
+            b.feed(i, data)
+        a.turn()
+        b.turn()
+        gap = rng.randrange(0, 6)
+        a.clock.advance(gap)
+        b.clock.advance(gap)
+    got, want = a.finish(), b.finish()
+    assert got[0] == want[0]  # replies of each client
+    assert got[1] == want[1]  # AOF
+    assert got[2] == want[2]  # keys, values, encodings, TTLs
+    assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
+    assert sole > 20, sole
+
+
+def test_reads_of_one_command_in_two_dbs(tmp_path: Path) -> None:
+    """Writes of the sole path (Server.join_read) in another db than the AOF's last SELECT
+    are not its bytes as they came: they go the way that writes the SELECT first."""
+    a = World(tmp_path / "a", clients=2)
+    b = World(tmp_path / "b", runs=False, clients=2)
+    for world in (a, b):
+        world.feed(1, w(b"SELECT", b"1"))
+        world.turn()
+        for i in range(6):
+            world.feed(0, w(b"SET", b"k%d" % i, b"v0"))
+            world.feed(1, w(b"SET", b"k%d" % i, b"v1"))
+            world.feed(1, w(b"GET", b"k%d" % i))
+            world.turn()
+    got, want = a.finish(), b.finish()
+    assert got == want
+    assert got[1].count(b"SELECT") > 6

@@ -113,6 +113,12 @@ class Connection(asyncio.Protocol):
             self.raw_sink(data)
             return
         srv = self.server
+        if (
+            len(data) == self.parser.shape_size
+            and self.blocked is None
+            and srv.join_read(self, data)
+        ):
+            return
         while self.blocked is not None and srv.group:
             # a command read before this may unblock it: that comes first, then its
             # commands read before this (Server.run_group), then these
@@ -147,6 +153,7 @@ class Server:
         self.effect_listeners: list[Callable[[list[Effect]], None]] = []  # besides the AOF
         # command names as clients spell them -> the command if it has a run handler
         self.runs: dict[bytes, Command | None] = {}
+        self.read_runs: dict[bytes, Command] = {}  # those of them that do not write
         # clients served by serve_ready inside another's pipeline, whose next commands wait
         self.unblocked: list[Connection] = []
         # single commands of this loop turn waiting to run together (join, run_group): all of
@@ -209,6 +216,8 @@ class Server:
                     run = engine.run_command(argv[0])
                     if len(runs) < 4096:  # "SET", "set", "Set" ...
                         runs[argv[0]] = run
+                        if run is not None and not run.write:
+                            self.read_runs[argv[0]] = run
                 # a read of one command: it waits for the others of this loop turn (run_group)
                 if run is not None and not parser.more and self.join(conn, run, argv, aof):
                     break
@@ -335,16 +344,7 @@ class Server:
         False when it must run now (no grouping, another kind of group is not possible ...)."""
         client = conn.client
         assert client is not None
-        if (
-            not self.coalesce
-            or self.monitors
-            or client.multi is not None
-            or client.flags
-            or client.conn
-            or client.pushes
-            or self.write_hold
-            or self.engine.cluster is not None
-        ):
+        if not self.joinable(client):
             return False
         raw = None
         if cmd.write:
@@ -354,6 +354,60 @@ class Server:
                 raw = conn.parser.last_raw()
                 if raw is None:  # an inline command
                     return False
+        self.add(conn, client, cmd, argv, raw)
+        return True
+
+    def join_read(self, conn: Connection, data: bytes) -> bool:
+        """:meth:`join` of ``data`` at once, when it is one whole command of the shape the
+        client keeps sending (RequestParser.sole) and has a run handler: what feeding it and
+        :meth:`process` would do, without their work (the hot path of clients that send one
+        command at a time). False: nothing done, process it."""
+        client = conn.client
+        assert client is not None
+        if not self.joinable(client):
+            return False
+        # raw_aof() and as_came(), inline: the commands a write may be of
+        aof = self.aof
+        if aof is not None and (self.effect_listeners or self.engine.config.values[TIMESTAMPS]):
+            aof = None
+        if aof is not None:
+            ok = aof.selected_db == client.db
+        else:
+            ok = self.aof is None and not self.effect_listeners
+        runs = self.runs
+        argv = conn.parser.sole(data, runs if ok else self.read_runs)
+        if argv is None:
+            return False
+        cmd = runs[argv[0]]
+        assert cmd is not None
+        self.add(conn, client, cmd, argv, data if cmd.write and aof is not None else None)
+        if not self.flush_scheduled:
+            self.schedule_flush()
+        return True
+
+    def joinable(self, client: ClientState) -> bool:
+        """Whether a single command of ``client`` may wait for the end of the loop turn."""
+        return not (
+            not self.coalesce
+            or self.monitors
+            or client.multi is not None
+            or client.flags
+            or client.conn
+            or client.pushes
+            or self.write_hold
+            or self.engine.cluster is not None
+        )
+
+    def add(
+        self,
+        conn: Connection,
+        client: ClientState,
+        cmd: Command,
+        argv: list[bytes],
+        raw: bytes | None,
+    ) -> None:
+        """Join ``argv`` (with its AOF bytes, for a write with an AOF) to the group, after
+        running the group when it is of another kind or full."""
         group = self.group
         key = (client.db, client.resp, len(argv))
         if group and (cmd is not self.group_cmd or key != self.group_key or len(group) >= RUN_MAX):
@@ -363,7 +417,6 @@ class Server:
             self.group_cmd = cmd
             self.group_key = key
         group.append((conn, argv, raw))
-        return True
 
     def resume_unblocked(self) -> None:
         """The next commands of clients serve_ready served inside a pipeline or a group

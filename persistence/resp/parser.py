@@ -19,7 +19,7 @@ announced bulk longer than proto-max-bulk-len.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any, Final
 
 import hiredis
@@ -243,6 +243,7 @@ class RequestParser:
         "_start",
         "_tried",
         "more",
+        "shape_size",
     )
 
     def __init__(self, *, max_bulk_len: int = PROTO_MAX_BULK_LEN, fast: bool = True) -> None:
@@ -279,6 +280,7 @@ class RequestParser:
         self._last: list[bytes] | None = None
         self._last_n = 1  # its size in bytes
         self._shape: tuple[re.Pattern[bytes], int, bytes, int] | None = None
+        self.shape_size = -1  # the shape's size in bytes: the size of a read sole() may take
         self._pre: list[Any] | None = None
         self._pre_i = 0
         self._tried: tuple[Any, ...] | None = None  # a shape _learn saw once
@@ -353,6 +355,34 @@ class RequestParser:
                 self._slow_until = self._base + big
         return len(buf)
 
+    def sole(self, data: bytes, accept: Mapping[bytes, object]) -> list[bytes] | None:
+        """``data`` read at once, when it is one whole command of the client's shape (see
+        :meth:`feed`), nothing else is buffered and ``accept`` has a true value for its name as
+        spelt: the command, as :meth:`feed` then :meth:`next_command` would return it (with
+        :attr:`more` False), except that :meth:`last_raw` gives None for it (``data`` is its
+        bytes). Else None, and nothing changed: :meth:`feed` ``data``. The server's hot path
+        for a client that sends one command at a time."""
+        shape = self._shape
+        if (
+            shape is None
+            or len(data) != shape[1]
+            or self._pos != len(self._buf)
+            or self._hi is None
+            or type(data) is not bytes
+            or not accept.get(shape[2])
+        ):
+            return None
+        m = shape[0].match(data)  # (of the shape's size: a match is all of data)
+        if m is None:
+            return None
+        if self._pos:
+            self._buf.clear()
+        self._base += self._pos + shape[1]
+        self._pos = 0
+        self._raw_start = -1
+        self.more = False
+        return [shape[2], m[1]] if shape[3] == 2 else [shape[2], *m.groups()]
+
     def _learn(self) -> tuple[re.Pattern[bytes], int, bytes, int] | None:
         """The shape of the last command the hot path returned (a read of a multiple of its
         size came; else the current shape)."""
@@ -372,6 +402,7 @@ class RequestParser:
                 return self._shape
             pats = _run_patterns(shape)
         self._shape = (pats[0], n, cmd[0], len(cmd))
+        self.shape_size = n
         return self._shape
 
     def _unshape(self) -> None:
@@ -417,6 +448,7 @@ class RequestParser:
             if found:
                 self._run_stop = self._base + end
                 self._shape = (one, size, cmd[0], len(cmd))
+                self.shape_size = size
                 return found
         return self._same_name_after(cmd, pos, limit)
 
