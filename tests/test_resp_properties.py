@@ -319,7 +319,8 @@ def run_reads(
     """:func:`run_with_runs` with each piece one read, and after each read only some of the
     commands read (``stops``) before the next comes: shaped reads (a read all of the shape of
     the client's last commands, read by one regex without hiredis) and their catching up.
-    ``sole``: each read offered to RequestParser.sole first (for the names SET and GET)."""
+    ``sole``: each read offered to RequestParser.sole and sole_run first (for the names SET
+    and GET), and some of what sole_run found read (skip)."""
     p = RequestParser(max_bulk_len=64)
     out: list[list[bytes]] = []
     choice = itertools.cycle(takes or [0])
@@ -336,6 +337,17 @@ def run_reads(
                     assert p.last_raw() is None
                     out.append(cmd)
                     continue
+                found = p.sole_run(piece, accept)
+                if found is not None:
+                    name, argc, items = found
+                    cmds = [[name, it] if argc == 2 else [name, *it] for it in items]
+                    assert b"".join(map(cmd_wire, cmds)) == piece and name in accept
+                    assert p.offset == offset and p.buffered == 0  # none read yet
+                    done = 1 + next(choice) % len(cmds)
+                    p.skip(piece, len(piece) // len(cmds) * done)
+                    assert p.offset == offset + len(piece) // len(cmds) * done
+                    out += cmds[:done]
+                    piece = b""  # (the rest was fed: read below)
             p.feed(piece)
             left = next(stop) if i < len(pieces) else 1 << 30
             while left > 0 and (cmd := p.next_command()) is not None:
@@ -434,3 +446,11 @@ def test_sole_reads_happen() -> None:
     p.feed(a[5:])
     assert p.next_command() == [b"SET", k0, b"v"]
     assert p.sole(a, accept) == [b"SET", k0, b"v"]
+    # several of them: RequestParser.sole_run; skip() reads those done, feeds the rest
+    assert p.sole_run(a + b + a, {b"GET": True}) is None
+    assert p.sole_run(a + b + a[:-1] + b"x", accept) is None
+    assert p.sole_run(a + b + a, accept) == (b"SET", 3, [(k0, b"v"), (k1, b"w"), (k0, b"v")])
+    p.skip(a + b + a, len(a))
+    assert p.next_command() == [b"SET", k1, b"w"] and p.more
+    assert p.next_command() == [b"SET", k0, b"v"] and not p.more
+    assert p.offset == 7 * len(a) + 2 * len(b)

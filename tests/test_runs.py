@@ -457,24 +457,26 @@ def test_a_group_serves_blocked_clients_between_its_commands(tmp_path: Path) -> 
 
 
 @pytest.mark.parametrize("seed", range(20))
-def test_reads_of_one_command_of_the_clients_shape(tmp_path: Path, seed: int) -> None:
-    """Clients that keep sending one command of one shape a read: most reads join the loop
-    turn's group at once (Server.join_read, RequestParser.sole), and what they leave is what
-    each read run as it came leaves, with the odd other command between them (SELECT, HELLO,
-    MULTI, WATCH, keyspace events, a blocked client, a pipeline)."""
+def test_reads_of_the_clients_shape(tmp_path: Path, seed: int) -> None:
+    """Clients that keep sending commands of one shape, one a read or several: most reads
+    join the loop turn's group at once (Server.join_read, RequestParser.sole) or run at once
+    (Server.run_read, RequestParser.sole_run), and what they leave is what each read run as
+    it came leaves, with the odd other command between them (SELECT, HELLO, MULTI, WATCH,
+    keyspace events, a blocked client, a pipeline) and runs that stop part-way (expired
+    keys, wrong types, LPUSHX on a missing list, a list made for a waiter)."""
     rng = random.Random(seed)
     a = World(tmp_path / "a", clients=5)
     b = World(tmp_path / "b", runs=False, clients=5)
-    sole = 0
-    join_read = a.server.join_read
+    hits = {"join_read": 0, "run_read": 0}
+    for name in hits:
+        method = getattr(a.server, name)
 
-    def counting(conn: Connection, data: bytes) -> bool:
-        nonlocal sole
-        joined = join_read(conn, data)
-        sole += joined
-        return joined
+        def counting(conn: Connection, data: bytes, name: str = name, method: Any = method) -> bool:
+            done = bool(method(conn, data))
+            hits[name] += done
+            return done
 
-    a.server.join_read = counting  # type: ignore[method-assign]
+        setattr(a.server, name, counting)
     shapes = [
         lambda: w(b"SET", b"k%02d" % rng.randrange(12), b"v%02d" % rng.randrange(100)),
         lambda: w(b"set", b"k%02d" % rng.randrange(12), b"v%d" % rng.randrange(100)),
@@ -489,8 +491,10 @@ def test_reads_of_one_command_of_the_clients_shape(tmp_path: Path, seed: int) ->
     for _ in range(10):
         for _ in range(rng.randrange(1, 40)):
             i = rng.randrange(5)
-            if rng.random() < 0.9:
+            if rng.random() < 0.6:
                 data = mine[i]()
+            elif rng.random() < 0.75:
+                data = b"".join(mine[i]() for _ in range(rng.randrange(2, 20)))
             else:
                 data = b"".join(pipeline(rng))
                 if rng.random() < 0.3:
@@ -507,7 +511,7 @@ def test_reads_of_one_command_of_the_clients_shape(tmp_path: Path, seed: int) ->
     assert got[1] == want[1]  # AOF
     assert got[2] == want[2]  # keys, values, encodings, TTLs
     assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
-    assert sole > 20, sole
+    assert hits["join_read"] > 20, hits  # (run_read: test_run_reads_happen_and_stop)
 
 
 def test_reads_of_one_command_in_two_dbs(tmp_path: Path) -> None:
@@ -526,3 +530,40 @@ def test_reads_of_one_command_in_two_dbs(tmp_path: Path) -> None:
     got, want = a.finish(), b.finish()
     assert got == want
     assert got[1].count(b"SELECT") > 6
+
+
+def test_run_reads_happen_and_stop(tmp_path: Path) -> None:
+    """Pipelined reads of the client's shape run at once (Server.run_read) and stop where a
+    run stops: an expired key, a wrong type, a list made for a waiter; the rest is read and
+    run as it came, in order, with the waiter served between."""
+    a = World(tmp_path / "a", clients=2)
+    b = World(tmp_path / "b", runs=False, clients=2)
+    run_read = a.server.run_read
+    done = []
+
+    def counting(conn: Connection, data: bytes) -> bool:
+        done.append(run_read(conn, data))
+        return done[-1]
+
+    a.server.run_read = counting  # type: ignore[method-assign]
+    for world in (a, b):
+        world.feed(0, w(b"SET", b"kx", b"v0", b"PX", b"5") + w(b"HSET", b"k9", b"f", b"v"))
+        world.feed(1, w(b"BLPOP", b"l4", b"0"))
+        world.turn()
+        world.clock.advance(10)
+        for k in range(2):
+            world.feed(0, b"".join(w(b"SET", b"k%d" % i, b"v%d" % k) for i in range(5)))
+            world.turn()
+        world.feed(0, b"".join(w(b"SET", b"k" + c, b"v2") for c in (b"2", b"3", b"x", b"4", b"5")))
+        world.turn()
+        world.feed(0, b"".join(w(b"GET", b"k%d" % i) for i in (2, 3, 4, 0)))
+        world.turn()
+        world.feed(0, b"".join(w(b"GET", b"k%d" % i) for i in (0, 1, 9, 2, 3)))  # k9: a hash
+        world.turn()
+        for k in range(2):
+            world.feed(0, b"".join(w(b"RPUSH", b"l%d" % (i + 4 * k), b"x%d" % k) for i in range(4)))
+            world.turn()
+    assert done == [True] * 4
+    got, want = a.finish(), b.finish()
+    assert got == want
+    assert b"*2\r\n$2\r\nl4\r\n$2\r\nx1\r\n" in got[0]  # the waiter got its element

@@ -21,7 +21,7 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Mapping
 from typing import Any, cast
 
 from engine.blocking import Block
@@ -113,12 +113,14 @@ class Connection(asyncio.Protocol):
             self.raw_sink(data)
             return
         srv = self.server
-        if (
-            len(data) == self.parser.shape_size
-            and self.blocked is None
-            and srv.join_read(self, data)
-        ):
-            return
+        size = self.parser.shape_size
+        if self.blocked is None and size > 0 and not len(data) % size:
+            # the hot paths: a read of the shape the client keeps sending (RequestParser.sole)
+            if len(data) == size:
+                if srv.join_read(self, data):
+                    return
+            elif srv.run_read(self, data):
+                return
         while self.blocked is not None and srv.group:
             # a command read before this may unblock it: that comes first, then its
             # commands read before this (Server.run_group), then these
@@ -344,7 +346,7 @@ class Server:
         False when it must run now (no grouping, another kind of group is not possible ...)."""
         client = conn.client
         assert client is not None
-        if not self.joinable(client):
+        if self.accepts(client, True) is None:
             return False
         raw = None
         if cmd.write:
@@ -364,30 +366,75 @@ class Server:
         command at a time). False: nothing done, process it."""
         client = conn.client
         assert client is not None
-        if not self.joinable(client):
+        accept = self.accepts(client, True)
+        if accept is None:
             return False
-        # raw_aof() and as_came(), inline: the commands a write may be of
-        aof = self.aof
-        if aof is not None and (self.effect_listeners or self.engine.config.values[TIMESTAMPS]):
-            aof = None
-        if aof is not None:
-            ok = aof.selected_db == client.db
-        else:
-            ok = self.aof is None and not self.effect_listeners
-        runs = self.runs
-        argv = conn.parser.sole(data, runs if ok else self.read_runs)
+        argv = conn.parser.sole(data, accept)
         if argv is None:
             return False
-        cmd = runs[argv[0]]
+        cmd = self.runs[argv[0]]
         assert cmd is not None
-        self.add(conn, client, cmd, argv, data if cmd.write and aof is not None else None)
+        # (a write accepted: its bytes go to the AOF as they came, if there is one)
+        self.add(conn, client, cmd, argv, data if cmd.write and self.aof is not None else None)
         if not self.flush_scheduled:
             self.schedule_flush()
         return True
 
-    def joinable(self, client: ClientState) -> bool:
-        """Whether a single command of ``client`` may wait for the end of the loop turn."""
-        return not (
+    def run_read(self, conn: Connection, data: bytes) -> bool:
+        """:meth:`run` of ``data`` at once, when it is several commands, all of the shape the
+        client keeps sending (RequestParser.sole_run), with a run handler: what feeding it and
+        :meth:`process` would do, without their work (the hot path of pipelining clients).
+        Where the run stops, the rest is fed and processed. False: nothing done, process it."""
+        client = conn.client
+        assert client is not None
+        while self.group:  # (as process: the single commands read before this come first)
+            self.run_group()
+        if self.monitors or client.flags or client.conn or client.pushes or self.write_hold:
+            return False  # (what run() checks)
+        accept = self.accepts(client, False)
+        assert accept is not None
+        parser = conn.parser
+        found = parser.sole_run(data, accept)
+        if found is None:
+            return False
+        name, argc, items = found
+        cmd = self.runs[name]
+        assert cmd is not None
+        argv = [name, items[0]] if argc == 2 else [name, *items[0]]
+        rest = items[1:RUN_MAX]
+        engine = self.engine
+        replies = engine.execute_run(client, cmd, argv, lambda _: rest)
+        done = len(replies)
+        if not done:
+            return False
+        n = done * (len(data) // len(items))
+        aof = self.aof
+        if cmd.write and aof is not None:  # (accepted: the bytes as they came)
+            aof.buf.append(data if n == len(data) else data[:n])
+        out = conn.out
+        if not out:
+            self.pending.append(conn)
+        out.append(replies[0] if done == 1 else b"".join(replies))
+        if engine.ready_keys:  # (as after run(): blocked clients before the next command)
+            self.serve_ready(self.unblocked)
+        parser.skip(data, n)
+        if n < len(data):
+            self.process(conn)  # the rest, then what process does at its end
+            return True
+        if self.unblocked:
+            self.resume_unblocked()
+        if engine.pushed:
+            self.deliver_pushes()
+        if not self.flush_scheduled:
+            self.schedule_flush()
+        return True
+
+    def accepts(self, client: ClientState, join: bool) -> Mapping[bytes, object] | None:
+        """The commands ``client``'s shaped reads may be of (RequestParser.sole, sole_run):
+        those with a run handler; only those that do not write when as_came() does not hold
+        (a write accepted goes to the AOF, if there is one, as the bytes it came in). ``join``:
+        None when its single commands may not wait for the end of the loop turn."""
+        if join and (
             not self.coalesce
             or self.monitors
             or client.multi is not None
@@ -396,7 +443,14 @@ class Server:
             or client.pushes
             or self.write_hold
             or self.engine.cluster is not None
-        )
+        ):
+            return None
+        aof = self.aof  # raw_aof() and as_came(), inline
+        if aof is not None:
+            if self.effect_listeners or self.engine.config.values[TIMESTAMPS]:
+                return self.read_runs
+            return self.runs if aof.selected_db == client.db else self.read_runs
+        return self.read_runs if self.effect_listeners else self.runs
 
     def add(
         self,

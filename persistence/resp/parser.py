@@ -383,6 +383,40 @@ class RequestParser:
         self.more = False
         return [shape[2], m[1]] if shape[3] == 2 else [shape[2], *m.groups()]
 
+    def sole_run(
+        self, data: bytes, accept: Mapping[bytes, object]
+    ) -> tuple[bytes, int, list[Any]] | None:
+        """:meth:`sole` for a read of several commands, all of the client's shape: their name
+        as spelt, argument count and arguments after the name (a tuple each; the argument
+        itself when there is one), none read yet: :meth:`skip` reads those the caller has
+        done. Else None: :meth:`feed` ``data``."""
+        shape = self._shape
+        if (
+            shape is None
+            or len(data) % shape[1]
+            or self._pos != len(self._buf)
+            or self._hi is None
+            or type(data) is not bytes
+            or not accept.get(shape[2])
+        ):
+            return None
+        found = shape[0].findall(data)
+        if not found or len(found) * shape[1] != len(data):
+            return None
+        return shape[2], shape[3], found
+
+    def skip(self, data: bytes, n: int) -> None:
+        """The first ``n`` bytes of ``data`` (what :meth:`sole_run` found) were read by the
+        caller: :meth:`feed` the rest."""
+        if self._pos:
+            self._buf.clear()
+        self._base += self._pos + n
+        self._pos = 0
+        self._raw_start = -1
+        self.more = False
+        if n < len(data):
+            self.feed(data[n:])
+
     def _learn(self) -> tuple[re.Pattern[bytes], int, bytes, int] | None:
         """The shape of the last command the hot path returned (a read of a multiple of its
         size came; else the current shape)."""

@@ -14,7 +14,6 @@ This module does not encode *commands*; the one command encoder is persistence/a
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from itertools import repeat
 from typing import Any
 
 from persistence.format import d2string as format_double
@@ -97,17 +96,15 @@ def bulk(b: bytes) -> bytes:
 
 
 def bulks(values: list[bytes | None], resp: int = 2) -> list[bytes]:
-    """:func:`bulk` of each value (:func:`null` for None), one reply each; all in C when none is
-    None and every size has a shared header (GET runs)."""
-    if None not in values:
-        try:
-            heads = list(map(_BULK_HDR.__getitem__, map(len, values)))  # type: ignore[arg-type]
-        except IndexError:
-            pass
-        else:
-            return list(map(b"".join, zip(heads, values, repeat(CRLF))))  # type: ignore[arg-type]
+    """:func:`bulk` of each value (:func:`null` for None), one reply each (GET runs). A
+    comprehension of concatenations: faster than ``b"".join`` of (header, value, CRLF) tuples
+    mapped in C, with or without Nones among the values."""
     missing = null(resp)
-    return [missing if v is None else bulk(v) for v in values]
+    hdr = _BULK_HDR
+    try:
+        return [missing if v is None else hdr[len(v)] + v + CRLF for v in values]
+    except IndexError:  # a value of _SMALL bytes or more
+        return [missing if v is None else bulk(v) for v in values]
 
 
 def null(resp: int = 2) -> bytes:
