@@ -563,7 +563,10 @@ def test_run_reads_happen_and_stop(tmp_path: Path) -> None:
         for k in range(2):
             world.feed(0, b"".join(w(b"RPUSH", b"l%d" % (i + 4 * k), b"x%d" % k) for i in range(4)))
             world.turn()
-    assert done == [True] * 4
+        big = b"".join(w(b"RPUSH", b"l%d" % (i % 10), b"y%d" % (i % 10)) for i in range(600))
+        world.feed(0, big)
+        world.turn()  # (more than one run in a read: fed, run by process)
+    assert done == [True] * 4 + [False]
     got, want = a.finish(), b.finish()
     assert got == want
     assert b"*2\r\n$2\r\nl4\r\n$2\r\nx1\r\n" in got[0]  # the waiter got its element

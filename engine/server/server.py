@@ -401,7 +401,7 @@ class Server:
         cmd = self.runs[name]
         assert cmd is not None
         argv = [name, items[0]] if argc == 2 else [name, *items[0]]
-        rest = items[1:RUN_MAX]
+        rest = items[1:]
         engine = self.engine
         replies = engine.execute_run(client, cmd, argv, lambda _: rest)
         done = len(replies)

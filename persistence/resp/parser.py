@@ -388,12 +388,13 @@ class RequestParser:
     ) -> tuple[bytes, int, list[Any]] | None:
         """:meth:`sole` for a read of several commands, all of the client's shape: their name
         as spelt, argument count and arguments after the name (a tuple each; the argument
-        itself when there is one), none read yet: :meth:`skip` reads those the caller has
-        done. Else None: :meth:`feed` ``data``."""
+        itself when there is one), at most RUN_MAX of them, none read yet: :meth:`skip` reads
+        those the caller has done. Else None: :meth:`feed` ``data``."""
         shape = self._shape
         if (
             shape is None
             or len(data) % shape[1]
+            or len(data) > RUN_MAX * shape[1]  # (more than one run: feed them)
             or self._pos != len(self._buf)
             or self._hi is None
             or type(data) is not bytes
