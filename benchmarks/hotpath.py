@@ -37,8 +37,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from engine.engine import Engine
 from engine.server import config_file
+from engine.server.connection import Connection
 from engine.server.durability import AofWriter, load_data
-from engine.server.server import Connection, Server
+from engine.server.server import Server
 from persistence.aof.encoder import encode_command
 
 CLIENTS = 50

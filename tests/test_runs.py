@@ -20,8 +20,9 @@ from realserver import real_server
 from engine.clock import ManualClock
 from engine.engine import Engine
 from engine.server import config_file
+from engine.server.connection import Connection
 from engine.server.durability import AofWriter, load_data
-from engine.server.server import Connection, Server
+from engine.server.server import Server
 from engine.types.hashes import Hash
 from engine.types.lists import List
 from persistence.aof.encoder import encode_command

@@ -22,8 +22,8 @@ from engine.cluster.migration import SourceJob, TargetJob
 from engine.server.migration_snapshot import fork_snapshot
 
 if TYPE_CHECKING:
+    from engine.server.connection import Connection
     from engine.server.migration_io import MigrationIO
-    from engine.server.server import Connection
 
 log = logging.getLogger("valkey-engine")
 

@@ -27,7 +27,8 @@ from engine.context import Effect
 from persistence.resp.reply import encode_value
 
 if TYPE_CHECKING:
-    from engine.server.server import Connection, Server
+    from engine.server.connection import Connection
+    from engine.server.server import Server
 
 log = logging.getLogger("valkey-engine")
 

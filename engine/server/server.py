@@ -1,7 +1,9 @@
-"""The RESP server: asyncio (uvloop when available), one Protocol object per connection.
+"""The RESP server: asyncio (uvloop when available), one Protocol object per connection
+(engine/server/connection.py).
 
 How this works: ``data_received`` feeds the connection's sans-IO parser and runs every complete
-command through ``Engine.execute``; replies are encoded with the client's protocol and kept until
+command through ``Engine.execute`` (or, where no per-command work is due, through the hot paths
+of engine/server/runs.py, a mixin of :class:`Server`); replies are encoded with the client's protocol and kept until
 the end of the event-loop turn, when :meth:`Server.flush` writes the AOF (one write, and one fsync
 with ``appendfsync always``: a group commit across every client served in that turn) and then
 each connection's replies with one ``transport.write``. So a pipeline is handled per read and
@@ -21,8 +23,8 @@ import logging
 import os
 import time
 from collections import deque
-from collections.abc import Callable, Collection, Mapping
-from typing import Any, cast
+from collections.abc import Callable, Collection
+from typing import Any
 
 from engine.blocking import Block
 from engine.commands.table import Command
@@ -33,113 +35,17 @@ from engine.context import ClientState, Effect
 from engine.engine import Engine
 from engine.errors import SHUTDOWN_FAILED
 from engine.server.cluster_config import ClusterConfig
+from engine.server.connection import Connection
 from engine.server.durability import AofWriter, Durability, split_held
-from persistence.resp.parser import RUN_MAX, ProtocolError, RequestParser
+from engine.server.runs import TIMESTAMPS, Runs
+from persistence.resp.parser import ProtocolError, RequestParser
 from persistence.resp.reply import OK as OK_REPLY
 from persistence.resp.reply import encode_value, integer
 
 log = logging.getLogger("valkey-engine")
 
-MAX_CLIENTS_ERR = b"-ERR max number of clients reached\r\n"
-# client-query-buffer-limit is at least 1 MB (src/config.c): smaller buffers skip the check
-QUERY_BUFFER_FLOOR = 1024 * 1024
-TIMESTAMPS = "aof-timestamp-enabled"  # records get #TS: annotations: AofWriter.feed writes them
-PROTECTED_ERR = (
-    b"-DENIED Valkey is running in protected mode because protected mode is enabled and no "
-    b"password is set for the default user. In this mode connections are only accepted from "
-    b"the loopback interface. If you want to connect from external computers to Valkey you may "
-    b"adopt one of the following solutions: 1) Just disable protected mode sending the command "
-    b"'CONFIG SET protected-mode no' from the loopback interface by connecting to Valkey from "
-    b"the same host the server is running, however MAKE SURE Valkey is not publicly accessible "
-    b"from internet if you do so. Use CONFIG REWRITE to make this change permanent. 2) "
-    b"Alternatively you can just disable the protected mode by editing the Valkey configuration "
-    b"file, and setting the protected mode option to 'no', and then restarting the server. 3) If "
-    b"you started the server manually just for testing, restart it with the '--protected-mode "
-    b"no' option. 4) Set up an authentication password for the default user. NOTE: You only need "
-    b"to do one of the above things in order for the server to start accepting connections from "
-    b"the outside.\r\n"
-)
 
-
-class Connection(asyncio.Protocol):
-    def __init__(self, server: Server) -> None:
-        self.server = server
-        self.transport: asyncio.Transport | None = None
-        self.client: ClientState | None = None
-        self.parser = RequestParser(max_bulk_len=server.engine.config["proto-max-bulk-len"])
-        self.out: list[bytes] = []
-        self.blocked: Block | None = None
-        self.blocked_argv: list[bytes] | None = None
-        self.timeout_handle: asyncio.TimerHandle | None = None
-        self.closing = False
-        self.soft_since = 0.0  # when the output buffer went over the soft limit
-        # set when the connection stops being a client: the bytes go to a link handler instead
-        # (the SYNCSLOTS stream of a slot import, the cluster bus)
-        self.raw_sink: Callable[[bytes], None] | None = None
-
-    # -- asyncio callbacks ----------------------------------------------------------------
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # uvloop's transports are not asyncio.Transport subclasses, but they have its methods
-        self.transport = cast(asyncio.Transport, transport)
-        srv = self.server
-        peer = transport.get_extra_info("peername") or ("?", 0)
-        sock = transport.get_extra_info("sockname") or ("?", 0)
-        addr, laddr = _fmt_addr(peer), _fmt_addr(sock)
-        engine = srv.engine
-        if len(srv.connections) >= engine.config["maxclients"]:
-            engine.stats.rejected_connections += 1
-            self.transport.write(MAX_CLIENTS_ERR)
-            self.transport.close()
-            return
-        if (
-            engine.config["protected-mode"]
-            and not engine.config["requirepass"]
-            and not _is_loopback(peer[0])
-        ):
-            self.transport.write(PROTECTED_ERR)
-            self.transport.close()
-            return
-        self.client = engine.new_client(addr, laddr)
-        srv.connections[self.client.id] = self
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if self.client is not None:
-            self.server.drop(self)
-
-    def data_received(self, data: bytes) -> None:
-        if self.client is None or self.closing:
-            return
-        if self.raw_sink is not None:
-            self.raw_sink(data)
-            return
-        srv = self.server
-        size = self.parser.shape_size
-        if self.blocked is None and size > 0 and not len(data) % size:
-            # the hot paths: a read of the shape the client keeps sending (RequestParser.sole)
-            if len(data) == size:
-                if srv.join_read(self, data):
-                    return
-            elif srv.run_read(self, data):
-                return
-        while self.blocked is not None and srv.group:
-            # a command read before this may unblock it: that comes first, then its
-            # commands read before this (Server.run_group), then these
-            srv.run_group()
-        size = self.parser.feed(data)
-        if self.blocked is None:
-            srv.process(self)
-        if size > QUERY_BUFFER_FLOOR and self.parser.buffered > QUERY_BUFFER_FLOOR:
-            self.server.check_query_buffer(self)
-
-    # -- helpers --------------------------------------------------------------------------
-    def send(self, data: bytes) -> None:
-        if not self.out:
-            self.server.pending.append(self)
-        self.out.append(data)
-        self.server.schedule_flush()
-
-
-class Server:
+class Server(Runs):
     def __init__(self, engine: Engine, aof: AofWriter | None) -> None:
         self.engine = engine
         self.aof = aof
@@ -291,266 +197,6 @@ class Server:
             self.deliver_pushes()
         if not self.flush_scheduled:  # once per event-loop turn
             self.schedule_flush()
-
-    def run(self, conn: Connection, cmd: Command, argv: list[bytes], aof: AofWriter | None) -> int:
-        """``argv`` and the run of its kind behind it (RequestParser.same_after) through
-        Engine.execute_run, when no per-command work of the server is due either (MONITOR,
-        connection flags, pushes, a write pause; for a write, an AOF record other than its
-        bytes, another listener). Returns how many of them ran (0: none, execute ``argv``);
-        their replies are added."""
-        client = conn.client
-        assert client is not None
-        if self.monitors or client.flags or client.conn or client.pushes or self.write_hold:
-            return 0
-        if cmd.write and not self.as_came(aof, client.db):
-            return 0
-        parser = conn.parser
-        replies = self.engine.execute_run(
-            client, cmd, argv, parser.same_after if parser.more else None
-        )
-        done = len(replies)
-        if done:
-            if cmd.write:
-                raw = parser.take(done - 1) if done > 1 else parser.last_raw()
-                if raw is None:  # an inline command: encoded
-                    self.propagate([(client.db, argv)])
-                elif aof is not None:
-                    aof.buf.append(raw)
-            elif done > 1:
-                parser.take(done - 1)
-            conn.out.append(replies[0] if done == 1 else b"".join(replies))
-        return done
-
-    def raw_aof(self) -> AofWriter | None:
-        """The AOF writer when a command propagated as it came may be written as the bytes it
-        came in (RequestParser.last_raw: what encode_command would make, without the work):
-        no #TS annotations to add, no slot-export stream to feed; else None."""
-        aof = self.aof
-        if aof is not None and (self.effect_listeners or self.engine.config.values[TIMESTAMPS]):
-            return None
-        return aof
-
-    def as_came(self, aof: AofWriter | None, db: int) -> bool:
-        """Whether a write of ``db`` run outside Engine.execute may go on as it came: its bytes
-        as the AOF record (``aof`` from raw_aof, already on ``db``), or nothing to propagate to
-        at all."""
-        if aof is not None:
-            return aof.selected_db == db
-        return self.aof is None and not self.effect_listeners
-
-    def join(
-        self, conn: Connection, cmd: Command, argv: list[bytes], aof: AofWriter | None
-    ) -> bool:
-        """Add the single command of ``conn``'s read to this loop turn's group (run_group runs
-        it with the others, as one run of the engine, before anything that came after it);
-        False when it must run now (no grouping, another kind of group is not possible ...)."""
-        client = conn.client
-        assert client is not None
-        if self.accepts(client, True) is None:
-            return False
-        raw = None
-        if cmd.write:
-            if not self.as_came(aof, client.db):
-                return False
-            if aof is not None:
-                raw = conn.parser.last_raw()
-                if raw is None:  # an inline command
-                    return False
-        self.add(conn, client, cmd, argv, raw)
-        return True
-
-    def join_read(self, conn: Connection, data: bytes) -> bool:
-        """:meth:`join` of ``data`` at once, when it is one whole command of the shape the
-        client keeps sending (RequestParser.sole) and has a run handler: what feeding it and
-        :meth:`process` would do, without their work (the hot path of clients that send one
-        command at a time). False: nothing done, process it."""
-        client = conn.client
-        assert client is not None
-        accept = self.accepts(client, True)
-        if accept is None:
-            return False
-        argv = conn.parser.sole(data, accept)
-        if argv is None:
-            return False
-        cmd = self.runs[argv[0]]
-        assert cmd is not None
-        # (a write accepted: its bytes go to the AOF as they came, if there is one)
-        self.add(conn, client, cmd, argv, data if cmd.write and self.aof is not None else None)
-        if not self.flush_scheduled:
-            self.schedule_flush()
-        return True
-
-    def run_read(self, conn: Connection, data: bytes) -> bool:
-        """:meth:`run` of ``data`` at once, when it is several commands, all of the shape the
-        client keeps sending (RequestParser.sole_run), with a run handler: what feeding it and
-        :meth:`process` would do, without their work (the hot path of pipelining clients).
-        Where the run stops, the rest is fed and processed. False: nothing done, process it."""
-        client = conn.client
-        assert client is not None
-        while self.group:  # (as process: the single commands read before this come first)
-            self.run_group()
-        if self.monitors or client.flags or client.conn or client.pushes or self.write_hold:
-            return False  # (what run() checks)
-        accept = self.accepts(client, False)
-        assert accept is not None
-        parser = conn.parser
-        found = parser.sole_run(data, accept)
-        if found is None:
-            return False
-        name, argc, items = found
-        cmd = self.runs[name]
-        assert cmd is not None
-        argv = [name, items[0]] if argc == 2 else [name, *items[0]]
-        rest = items[1:]
-        engine = self.engine
-        replies = engine.execute_run(client, cmd, argv, lambda _: rest)
-        done = len(replies)
-        if not done:
-            return False
-        n = done * (len(data) // len(items))
-        aof = self.aof
-        if cmd.write and aof is not None:  # (accepted: the bytes as they came)
-            aof.buf.append(data if n == len(data) else data[:n])
-        out = conn.out
-        if not out:
-            self.pending.append(conn)
-        out.append(replies[0] if done == 1 else b"".join(replies))
-        if engine.ready_keys:  # (as after run(): blocked clients before the next command)
-            self.serve_ready(self.unblocked)
-        parser.skip(data, n)
-        if n < len(data):
-            self.process(conn)  # the rest, then what process does at its end
-            return True
-        if self.unblocked:
-            self.resume_unblocked()
-        if engine.pushed:
-            self.deliver_pushes()
-        if not self.flush_scheduled:
-            self.schedule_flush()
-        return True
-
-    def accepts(self, client: ClientState, join: bool) -> Mapping[bytes, object] | None:
-        """The commands ``client``'s shaped reads may be of (RequestParser.sole, sole_run):
-        those with a run handler; only those that do not write when as_came() does not hold
-        (a write accepted goes to the AOF, if there is one, as the bytes it came in). ``join``:
-        None when its single commands may not wait for the end of the loop turn."""
-        if join and (
-            not self.coalesce
-            or self.monitors
-            or client.multi is not None
-            or client.flags
-            or client.conn
-            or client.pushes
-            or self.write_hold
-            or self.engine.cluster is not None
-        ):
-            return None
-        aof = self.aof  # raw_aof() and as_came(), inline
-        if aof is not None:
-            if self.effect_listeners or self.engine.config.values[TIMESTAMPS]:
-                return self.read_runs
-            return self.runs if aof.selected_db == client.db else self.read_runs
-        return self.read_runs if self.effect_listeners else self.runs
-
-    def add(
-        self,
-        conn: Connection,
-        client: ClientState,
-        cmd: Command,
-        argv: list[bytes],
-        raw: bytes | None,
-    ) -> None:
-        """Join ``argv`` (with its AOF bytes, for a write with an AOF) to the group, after
-        running the group when it is of another kind or full."""
-        group = self.group
-        key = (client.db, client.resp, len(argv))
-        if group and (cmd is not self.group_cmd or key != self.group_key or len(group) >= RUN_MAX):
-            self.run_group()
-            group = self.group
-        if not group:
-            self.group_cmd = cmd
-            self.group_key = key
-        group.append((conn, argv, raw))
-
-    def resume_unblocked(self) -> None:
-        """The next commands of clients serve_ready served inside a pipeline or a group
-        (src/blocked.c processUnblockedClients)."""
-        unblocked, self.unblocked = self.unblocked, []
-        for c in unblocked:
-            if c.blocked is None and c.client is not None and c.parser.buffered:
-                self.process(c)
-
-    def run_group(self) -> None:
-        """The single commands joined this loop turn, in the order they came: as one run of the
-        engine where it can (Engine.execute_run with their clients), the rest one by one; then
-        the clients they unblocked go on (as each read's unblocked clients do after it)."""
-        group, self.group = self.group, []
-        cmd = self.group_cmd
-        assert cmd is not None
-        engine = self.engine
-        clients: list[ClientState] = []
-        raws: list[bytes] = []
-        for conn, _, raw in group:
-            c = conn.client
-            if c is None or c.flags or c.pushes:
-                break
-            clients.append(c)
-            if raw is not None:
-                raws.append(raw)
-        aof = self.raw_aof()
-        replies: list[bytes] = []
-        if (
-            len(clients) == len(group)
-            and not self.write_hold
-            and not self.monitors
-            and (
-                not cmd.write
-                or (self.as_came(aof, clients[0].db) and (aof is None or len(raws) == len(group)))
-            )
-        ):
-            argv0 = group[0][1]
-            if len(group) == 1:
-                replies = engine.execute_run(clients[0], cmd, argv0, None)
-            else:
-                items = [tuple(a[1:]) if len(a) > 2 else a[1] for _, a, _ in group[1:]]
-                replies = engine.execute_run(clients[0], cmd, argv0, lambda _: items, clients[1:])
-        done = len(replies)
-        if done and cmd.write and aof is not None:
-            aof.buf.append(b"".join(raws[:done]))
-        pending = self.pending
-        for (conn, _, _), reply in zip(group, replies):
-            if not conn.out:
-                pending.append(conn)
-            conn.out.append(reply)
-        if engine.ready_keys:  # (a push run stops after making a list: its waiters come first)
-            self.serve_ready(self.unblocked)
-        for conn, argv, _ in group[done:]:  # where the run stopped: one at a time
-            self.execute_one(conn, argv)
-        if engine.pushed:
-            self.deliver_pushes()
-        if self.unblocked:
-            self.resume_unblocked()
-
-    def execute_one(self, conn: Connection, argv: list[bytes]) -> None:
-        """One command of ``conn`` outside its read's loop (run_group's rest); none blocks."""
-        client = conn.client
-        if client is None:
-            return
-        reply, effects = self.engine.execute(client, argv)
-        if effects:
-            self.propagate(effects)
-        out = conn.out
-        if not out:
-            self.pending.append(conn)
-        for msg in client.pushes:
-            out.append(encode_value(msg, client.resp))
-        client.pushes.clear()
-        if client.reply_mode == "on":
-            out.append(encode_value(reply, client.resp))
-        elif client.reply_mode == "skip":
-            client.reply_mode = "on"
-        if self.engine.ready_keys:
-            self.serve_ready(self.unblocked)
 
     def after_command(self, conn: Connection, argv: list[bytes]) -> bool:
         """Connection-level effects of a command (QUIT, CLIENT KILL, SHUTDOWN ...)."""
@@ -887,15 +533,6 @@ def _repr_arg(a: bytes) -> str:
         else:
             out.append(f"\\x{ch:02x}")
     return "".join(out)
-
-
-def _fmt_addr(addr: Any) -> str:
-    host, port = addr[0], addr[1]
-    return f"[{host}]:{port}" if ":" in str(host) else f"{host}:{port}"
-
-
-def _is_loopback(host: str) -> bool:
-    return host.startswith("127.") or host in ("::1", "localhost") or host.startswith("::ffff:127.")
 
 
 def rss_bytes() -> int:
