@@ -18,7 +18,7 @@ from persistence.aof.manifest import (
     parse_manifest,
 )
 from persistence.errors import ManifestError
-from persistence.resp.parser import split_args
+from persistence.resp.tokens import split_args
 
 
 def test_fixture_manifests_roundtrip() -> None:

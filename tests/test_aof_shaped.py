@@ -32,7 +32,7 @@ from persistence.aof.manifest import _split
 from persistence.aof.reader import read_aof_runs
 from persistence.aof.resp_scan import AofCommand, CommandRun, RespScanner
 from persistence.aof.shapes import shape_of
-from persistence.resp.parser import split_args
+from persistence.resp.tokens import split_args
 from persistence.stats import AofStats, inspect_path
 from tests.test_aof_runs import ODD, SPECIAL
 from tests.test_inspect_fast import _small, add_plain  # tiny sketches: prunes and sampling happen

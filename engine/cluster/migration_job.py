@@ -20,7 +20,8 @@ from typing import Any, ClassVar, Final, TypeAlias
 
 from engine.cluster import syncslots as S
 from engine.errors import CommandError
-from persistence.resp.parser import ProtocolError, RequestParser
+from persistence.resp.parser import RequestParser
+from persistence.resp.tokens import ProtocolError
 
 
 class JobState(enum.Enum):

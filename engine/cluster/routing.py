@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 from engine import errors as E
 from engine.commands.table import TABLE, Command
 from persistence.crc import key_slot
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 if TYPE_CHECKING:
     from engine.context import ClientState

@@ -25,7 +25,7 @@ from engine.errors import (
 )
 from engine.errors import INVALID_SLOT as ERR_BAD_SLOT  # src/cluster.c getSlotOrReply
 from persistence.aof.encoder import encode_command
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 NAME_LEN: Final = 40  # src/cluster.h CLUSTER_NAMELEN
 SLOTS: Final = 16384

@@ -21,7 +21,7 @@ from engine.errors import (
     CommandError,
 )
 from engine.types.strings import mark_encoding
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 _U64 = (1 << 64) - 1
 

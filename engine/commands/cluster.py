@@ -24,7 +24,7 @@ from engine.context import Ctx
 from engine.errors import SYNTAX, CommandError, wrong_arity
 from persistence.crc import key_slot
 from persistence.resp.frames import SimpleString, Verbatim
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 if b"cluster" not in TABLE:  # another module may have registered the container first
     container("cluster", -2, acl="@slow")

@@ -36,7 +36,7 @@ from engine.errors import (
 from engine.keyspace import Database
 from engine.types.hashes import NO_EXPIRY_CHECK, Hash
 from persistence.rdb.glob import glob_match
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 _rand = random.Random()
 _EMPTY_SCAN = [b"0", []]

@@ -32,8 +32,8 @@ from engine.errors import (
 )
 from engine.types.lists import List
 from persistence.resp.frames import Array
-from persistence.resp.parser import string2ll
 from persistence.resp.reply import integer
+from persistence.resp.tokens import string2ll
 
 NULL_ARRAY = Array(None)
 EMPTY: list[bytes] = []

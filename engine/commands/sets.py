@@ -33,7 +33,7 @@ from engine.errors import (
 from engine.types.sets import HASHTABLE, INTSET, LISTPACK, Limits, SetObject, create, is_int
 from persistence.rdb.glob import glob_match
 from persistence.resp.frames import Array, Bulk, Set
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 RNG = random.Random()
 LONG_MAX = (1 << 63) - 1

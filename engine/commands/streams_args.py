@@ -8,7 +8,7 @@ from engine.context import Ctx
 from engine.errors import STREAM_ID_INVALID, CommandError
 from engine.types.streams import MAX_ID, MIN_ID, U64, Id, Stream, id_bytes
 from persistence.resp.frames import SimpleString
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 _SPACES = b" \t\n\v\f\r"
 

@@ -30,9 +30,9 @@ from engine.errors import (
 )
 from engine.types.strings import LongDoubleInf, ld_round, mark_encoding, string2ld
 from persistence.format import ld2string_human
-from persistence.resp.parser import string2ll
 from persistence.resp.reply import OK as OK_WIRE
 from persistence.resp.reply import bulk, bulks, null
+from persistence.resp.tokens import string2ll
 
 _UNITS = {b"EX": 1, b"PX": 2, b"EXAT": 3, b"PXAT": 4}
 

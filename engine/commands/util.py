@@ -8,7 +8,7 @@ import re
 from engine.errors import NOT_FLOAT, NOT_INTEGER, CommandError, invalid_expire
 from persistence.format import d2string
 from persistence.resp.frames import SimpleString
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 OK = SimpleString(b"OK")
 PONG = SimpleString(b"PONG")

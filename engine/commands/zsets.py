@@ -46,7 +46,7 @@ from engine.types.zsets import ZSetObject, create
 from persistence.format import d2string
 from persistence.rdb.glob import glob_match
 from persistence.resp.frames import Array
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 LONG_MAX = (1 << 63) - 1
 NULL_ARRAY = Array(None)

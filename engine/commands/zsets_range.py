@@ -28,7 +28,7 @@ from engine.errors import (
     CommandError,
 )
 from engine.types.zsets import TOP, Limits, ZSetObject
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 _NUM_RE = re.compile(rb"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?\Z")
 _INFS = {b"inf": math.inf, b"+inf": math.inf, b"-inf": -math.inf, b"infinity": math.inf,

@@ -34,8 +34,8 @@ from engine.cluster import gossip
 from engine.cluster.slots import ClusterState, NodeRecord
 from persistence.aof.encoder import encode_command
 from persistence.resp import frames as F
-from persistence.resp.parser import ProtocolError
 from persistence.resp.reply_parser import ReplyParser
+from persistence.resp.tokens import ProtocolError
 
 if TYPE_CHECKING:
     from engine.server.server import Server

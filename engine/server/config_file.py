@@ -9,7 +9,7 @@ from pathlib import Path
 
 from engine.config import BY_NAME, Config
 from engine.errors import CommandError
-from persistence.resp.parser import split_args
+from persistence.resp.tokens import split_args
 
 
 class ConfigFileError(Exception):

@@ -3,11 +3,11 @@
 
 How this works: ``data_received`` feeds the connection's sans-IO parser and runs every complete
 command through ``Engine.execute`` (or, where no per-command work is due, through the hot paths
-of engine/server/runs.py, a mixin of :class:`Server`); replies are encoded with the client's protocol and kept until
-the end of the event-loop turn, when :meth:`Server.flush` writes the AOF (one write, and one fsync
-with ``appendfsync always``: a group commit across every client served in that turn) and then
-each connection's replies with one ``transport.write``. So a pipeline is handled per read and
-answered once, and no reply leaves before its write is durable.
+of engine/server/runs.py, a mixin of :class:`Server`); replies are encoded with the client's
+protocol and kept until the end of the event-loop turn, when :meth:`Server.flush` writes the AOF
+(one write, and one fsync with ``appendfsync always``: a group commit across every client served
+in that turn) and then each connection's replies with one ``transport.write``. So a pipeline is
+handled per read and answered once, and no reply leaves before its write is durable.
 
 A command that must wait (BLPOP ...) returns a :class:`~engine.blocking.Block`: the connection
 stops reading its pipeline, is parked on the keys, and the command runs again when a write
@@ -38,9 +38,10 @@ from engine.server.cluster_config import ClusterConfig
 from engine.server.connection import Connection
 from engine.server.durability import AofWriter, Durability, split_held
 from engine.server.runs import TIMESTAMPS, Runs
-from persistence.resp.parser import ProtocolError, RequestParser
+from persistence.resp.parser import RequestParser
 from persistence.resp.reply import OK as OK_REPLY
 from persistence.resp.reply import encode_value, integer
+from persistence.resp.tokens import ProtocolError
 
 log = logging.getLogger("valkey-engine")
 

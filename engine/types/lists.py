@@ -24,7 +24,7 @@ from itertools import islice
 
 from engine.types.base import TypeInfo, register
 from persistence.records import ListValue, Value
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 # src/quicklist.c
 _OPTIMIZATION_LEVEL = (4096, 8192, 16384, 32768, 65536)

@@ -28,7 +28,7 @@ from itertools import islice
 
 from engine.types.base import TypeInfo, register
 from persistence.records import SetValue, Value
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 INTSET = 0
 LISTPACK = 1

@@ -28,7 +28,7 @@ from persistence.records import (
     StreamValue,
     Value,
 )
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 from persistence.stream_lag import group_lag
 
 Id = tuple[int, int]

@@ -13,7 +13,7 @@ from fractions import Fraction
 
 from engine.types.base import TypeInfo, register
 from persistence.records import StringValue, Value
-from persistence.resp.parser import string2ll
+from persistence.resp.tokens import string2ll
 
 EMBSTR_LIMIT = 44  # src/object.c OBJ_ENCODING_EMBSTR_SIZE_LIMIT
 

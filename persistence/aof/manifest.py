@@ -130,7 +130,7 @@ def _split(line: bytes) -> list[bytes] | None:
     its arguments are the runs of non-blanks (``bytes.split``'s blanks are C ``isspace``);
     else persistence/resp/parser.py (imported only then: it costs ~8 ms of start-up)."""
     if b'"' in line or b"'" in line or b"\v" in line or b"\f" in line:
-        from persistence.resp.parser import split_args
+        from persistence.resp.tokens import split_args
 
         return split_args(line)
     return line.split()

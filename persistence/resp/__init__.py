@@ -24,16 +24,10 @@ if TYPE_CHECKING:
         SimpleString,
         Verbatim,
     )
-    from persistence.resp.parser import (
-        PROTO_INLINE_MAX_SIZE,
-        PROTO_MAX_BULK_LEN,
-        ProtocolError,
-        RequestParser,
-        split_args,
-        string2ll,
-    )
+    from persistence.resp.parser import PROTO_INLINE_MAX_SIZE, PROTO_MAX_BULK_LEN, RequestParser
     from persistence.resp.reply import encode, format_double
     from persistence.resp.reply_parser import NEED_MORE, ReplyParser
+    from persistence.resp.tokens import ProtocolError, split_args, string2ll
 
 # the submodule of each name: loaded on first use (PEP 562), so importing one submodule (the
 # manifest parser needs only ``split_args``) does not import the whole codec
@@ -43,11 +37,8 @@ _HOME = {
          "Integer", "Map", "Null", "Push", "Set", "SimpleString", "Verbatim"),
         "frames",
     ),
-    **dict.fromkeys(
-        ("PROTO_INLINE_MAX_SIZE", "PROTO_MAX_BULK_LEN", "ProtocolError", "RequestParser",
-         "split_args", "string2ll"),
-        "parser",
-    ),
+    **dict.fromkeys(("PROTO_INLINE_MAX_SIZE", "PROTO_MAX_BULK_LEN", "RequestParser"), "parser"),
+    **dict.fromkeys(("ProtocolError", "split_args", "string2ll"), "tokens"),
     **dict.fromkeys(("encode", "format_double"), "reply"),
     **dict.fromkeys(("NEED_MORE", "ReplyParser"), "reply_parser"),
 }  # fmt: skip

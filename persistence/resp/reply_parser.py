@@ -10,7 +10,8 @@ from collections.abc import Iterator
 from typing import Final
 
 from persistence.resp import frames as F
-from persistence.resp.parser import _COMPACT_AT, ProtocolError, string2ll
+from persistence.resp.parser import _COMPACT_AT
+from persistence.resp.tokens import ProtocolError, string2ll
 
 
 class _NeedMore:
