@@ -7,6 +7,7 @@ import itertools
 import math
 import re
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -382,6 +383,7 @@ def _reads(draw: st.DrawFn) -> list[bytes]:
     return draw(st.lists(st.one_of(same, same, same, other, _run_piece), max_size=12))
 
 
+@pytest.mark.parametrize("sole", [False, True])
 @settings(max_examples=300, deadline=None)
 @given(
     _reads(),
@@ -389,9 +391,10 @@ def _reads(draw: st.DrawFn) -> list[bytes]:
     st.lists(st.integers(min_value=1, max_value=6), max_size=4),
 )
 def test_shaped_reads_read_what_next_command_reads(
-    pieces: list[bytes], takes: list[int], stops: list[int]
+    sole: bool, pieces: list[bytes], takes: list[int], stops: list[int]
 ) -> None:
-    assert run_reads(pieces, takes, stops) == run(b"".join(pieces), [], False)
+    """With sole: each read offered to RequestParser.sole and sole_run first."""
+    assert run_reads(pieces, takes, stops, sole) == run(b"".join(pieces), [], False)
 
 
 def test_shaped_reads_happen() -> None:
@@ -412,18 +415,6 @@ def test_shaped_reads_happen() -> None:
     p.feed(cmd_wire([b"GET", k1]))  # another shape: hiredis
     assert p._pre is None
     assert p.next_command() == [b"GET", k1]
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    _reads(),
-    st.lists(st.integers(min_value=0, max_value=50), max_size=5),
-    st.lists(st.integers(min_value=1, max_value=6), max_size=4),
-)
-def test_sole_reads_read_what_next_command_reads(
-    pieces: list[bytes], takes: list[int], stops: list[int]
-) -> None:
-    assert run_reads(pieces, takes, stops, sole=True) == run(b"".join(pieces), [], False)
 
 
 def test_sole_reads_happen() -> None:

@@ -409,6 +409,23 @@ def test_monitor_sees_every_command_of_a_run(tmp_path: Path) -> None:
             assert [b'"key%d"' % i in lines for i in range(20)] == [True] * 20
 
 
+def end_turn(rng: random.Random, a: World, b: World) -> None:
+    """The end of an event-loop turn in both worlds, then the same few milliseconds pass."""
+    a.turn()
+    b.turn()
+    gap = rng.randrange(0, 6)
+    a.clock.advance(gap)
+    b.clock.advance(gap)
+
+
+def assert_same(a: World, b: World) -> None:
+    got, want = a.finish(), b.finish()
+    assert got[0] == want[0]  # replies of each client
+    assert got[1] == want[1]  # AOF
+    assert got[2] == want[2]  # keys, values, encodings, TTLs
+    assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
+
+
 @pytest.mark.parametrize("seed", range(30))
 def test_reads_of_one_loop_turn_run_together(tmp_path: Path, seed: int) -> None:
     """Single commands of several clients' reads in one loop turn run as one run (join,
@@ -427,16 +444,8 @@ def test_reads_of_one_loop_turn_run_together(tmp_path: Path, seed: int) -> None:
             data = cmds[0] if rng.random() < 0.8 else b"".join(cmds)
             a.feed(i, data)
             b.feed(i, data)
-        a.turn()
-        b.turn()
-        gap = rng.randrange(0, 6)
-        a.clock.advance(gap)
-        b.clock.advance(gap)
-    got, want = a.finish(), b.finish()
-    assert got[0] == want[0]  # replies of each client
-    assert got[1] == want[1]  # AOF
-    assert got[2] == want[2]  # keys, values, encodings, TTLs
-    assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
+        end_turn(rng, a, b)
+    assert_same(a, b)
 
 
 def test_a_group_serves_blocked_clients_between_its_commands(tmp_path: Path) -> None:
@@ -502,16 +511,8 @@ def test_reads_of_the_clients_shape(tmp_path: Path, seed: int) -> None:
                     mine[i] = rng.choice(shapes)
             a.feed(i, data)
             b.feed(i, data)
-        a.turn()
-        b.turn()
-        gap = rng.randrange(0, 6)
-        a.clock.advance(gap)
-        b.clock.advance(gap)
-    got, want = a.finish(), b.finish()
-    assert got[0] == want[0]  # replies of each client
-    assert got[1] == want[1]  # AOF
-    assert got[2] == want[2]  # keys, values, encodings, TTLs
-    assert got[3] == want[3]  # calls, failed calls, commands processed, dirty
+        end_turn(rng, a, b)
+    assert_same(a, b)
     assert hits["join_read"] > 20, hits  # (run_read: test_run_reads_happen_and_stop)
 
 
