@@ -111,16 +111,14 @@ class Runs:
         False when it must run now (no grouping, another kind of group is not possible ...)."""
         client = conn.client
         assert client is not None
-        if self.accepts(client, True) is None:
+        accept = self.accepts(client, True)
+        if accept is None or accept.get(argv[0]) is None:  # (a write where as_came() fails)
             return False
         raw = None
-        if cmd.write:
-            if not self.as_came(aof, client.db):
+        if cmd.write and aof is not None:
+            raw = conn.parser.last_raw()
+            if raw is None:  # an inline command
                 return False
-            if aof is not None:
-                raw = conn.parser.last_raw()
-                if raw is None:  # an inline command
-                    return False
         self.add(conn, client, cmd, argv, raw)
         return True
 
