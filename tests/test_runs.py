@@ -67,13 +67,13 @@ class Capture:
 class World:
     """An in-process server with the AOF on, one connection, a manual clock."""
 
-    def __init__(self, path: Path, runs: bool = True, clients: int = 1) -> None:
+    def __init__(self, path: Path, runs: bool = True, clients: int = 1, list_fill: int = 4) -> None:
         """``runs`` False: every command through Engine.execute, none through a run handler,
         and no read waits for the others of its loop turn (Server.coalesce)."""
         path.mkdir()
         config, _ = config_file.load(
             ["--appendonly", "yes", "--dir", str(path), "--save", "", "--aof-use-rdb-preamble",
-             "no", "--list-max-listpack-size", "4", "--hash-max-listpack-entries", "6"]
+             "no", "--list-max-listpack-size", str(list_fill), "--hash-max-listpack-entries", "6"]
         )  # fmt: skip
         self.path = path
         self.clock = ManualClock()
@@ -124,7 +124,7 @@ class World:
         for db in self.engine.keyspace.dbs:
             for key, value in sorted(db.data.items()):
                 if type(value) is List:
-                    shown: Any = ("list", list(value.items), value.nodes is None)
+                    shown: Any = ("list", list(value.items), value.lp, value.nodes, value.fill)
                 elif type(value) is Hash:
                     shown = ("hash", dict(value.data), value.listpack, dict(value.expires))
                 else:
@@ -572,3 +572,29 @@ def test_run_reads_happen_and_stop(tmp_path: Path) -> None:
     got, want = a.finish(), b.finish()
     assert got == want
     assert b"*2\r\n$2\r\nl4\r\n$2\r\nx1\r\n" in got[0]  # the waiter got its element
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_pushes_to_one_quicklist_in_a_row(tmp_path: Path, seed: int) -> None:
+    """Single pushes to one quicklist in a row (a group, or a pipelined run) are pushed
+    together (List._ql_push_all) and leave the nodes each push alone leaves, across node
+    limits (size-limited nodes of 4 KB), with values of every listpack entry size: integers,
+    empty, 63/64 bytes, and bigger than a node."""
+    rng = random.Random(seed)
+    a = World(tmp_path / "a", clients=4, list_fill=-1)
+    b = World(tmp_path / "b", runs=False, clients=4, list_fill=-1)
+    values = [b"", b"7", b"-12", b"300", b"99999", b"1" * 20, b"x" * 63, b"y" * 64, b"z" * 300,
+              b"w" * 5000, b"007", b"abc"]  # fmt: skip
+    for _ in range(40):
+        for _ in range(rng.randrange(1, 12)):
+            i = rng.randrange(4)
+            name = rng.choice((b"LPUSH", b"RPUSH", b"LPUSHX", b"RPUSHX"))
+            key = b"l%d" % rng.randrange(2)
+            data = b"".join(
+                w(name, key if rng.random() < 0.9 else b"l2", rng.choice(values))
+                for _ in range(rng.choice((1, 1, 3, 40)))
+            )
+            a.feed(i, data)
+            b.feed(i, data)
+        end_turn(rng, a, b)
+    assert_same(a, b)

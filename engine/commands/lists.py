@@ -10,6 +10,7 @@ and its key goes), ``ctx.modified`` for WATCH, and ``ctx.ready`` when a list key
 from __future__ import annotations
 
 from itertools import islice
+from operator import itemgetter
 from typing import Any
 
 from engine.commands.table import Handler, RunHandler, command, keys_from_numkeys, run_handler
@@ -133,9 +134,11 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
         out: list[bytes] = []
         dirty = 0
         ready = False
-        for item in (argv[1:], *more):
-            if ready:  # blocked clients may want the new list before the next command
-                break
+        items = [argv[1:], *more]
+        n = len(items)
+        i = 0
+        while i < n and not ready:  # (blocked clients may want a new list before the next one)
+            item = items[i]
             key = item[0]
             lst = data.get(key)
             if type(lst) is not List or key in expires:
@@ -143,6 +146,24 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
                     break
                 lst = new_list(ctx, key)
                 ready = True
+            if lst.nodes is not None and len(item) == 2:
+                # single pushes to one quicklist in a row (a run's items all have one argument
+                # count): one List.push, which pushes them one by one as each command would (a
+                # quicklist keeps its own fill)
+                rest = items[i:]
+                keys = list(map(_FIRST, rest))
+                if keys.count(key) == len(keys):
+                    j = n
+                else:
+                    j = i + 1
+                    while j < n and items[j][0] == key:
+                        j += 1
+                k0 = len(lst.items)
+                lst.push(list(map(_SECOND, items[i:j])), head, lst.fill)
+                out += map(b":%d\r\n".__mod__, range(k0 + 1, k0 + 1 + j - i))
+                dirty += j - i
+                i = j
+                continue
             fill = default_fill if lst.nodes is None else lst.fill
             if len(item) == 2:
                 lst.push_one(item[1], head, fill)
@@ -152,11 +173,14 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
                 lst.push(values, head, fill)
                 dirty += len(values)
             out.append(integer(len(lst.items)))
+            i += 1
         ctx.dirty += dirty
         return out
 
     return run
 
+
+_FIRST, _SECOND = itemgetter(0), itemgetter(1)
 
 for _name, _head, _xx in (
     ("lpush", True, False), ("rpush", False, False), ("lpushx", True, True), ("rpushx", False, True)

@@ -144,8 +144,7 @@ class List:
                 lp += entry_size(v)
             self.lp = lp
         else:
-            for v in values:
-                self._ql_push(nodes, v, head)
+            self._ql_push_all(nodes, values, head)
         if head:
             self.items.extendleft(values)
         else:
@@ -189,6 +188,29 @@ class List:
             nodes.insert(0, node)
         else:
             nodes.append(node)
+
+    def _ql_push_all(self, nodes: list[Node], values: list[bytes], head: bool) -> None:
+        """:meth:`_ql_push` of each value in order, the common case (an end node with room, a
+        small value that is no integer) without a call per value."""
+        fill = self.fill
+        if fill < 0 and nodes:
+            limit = _OPTIMIZATION_LEVEL[-fill - 1]
+            end = nodes[0] if head else nodes[-1]
+            if not end[2]:
+                sz, count = end[0], end[1]
+                for i, v in enumerate(values):
+                    n = len(v)
+                    if n > limit or sz + n + SIZE_ESTIMATE_OVERHEAD > limit:
+                        end[0], end[1] = sz, count
+                        values = values[i:]  # (a new node: _ql_push for the rest)
+                        break
+                    sz += n + 2 if n < 64 and (not n or v[0] not in _INT_START) else entry_size(v)
+                    count += 1
+                else:
+                    end[0], end[1] = sz, count
+                    return
+        for v in values:
+            self._ql_push(nodes, v, head)
 
     def _allow_insert(self, node: Node | None, sz: int) -> bool:
         """src/quicklist.c _quicklistNodeAllowInsert."""
