@@ -219,7 +219,7 @@ def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
     items = [argv[1:], *more]
     n = len(items)
     while len(out) < n:
-        key, field, value = items[len(out)]
+        key = items[len(out)][0]
         h = data.get(key)
         if h is None:
             h = Hash()  # (lookup_or_create)
@@ -227,22 +227,19 @@ def hset_run(ctx: Ctx, argv: list[bytes], more: list[Any]) -> list[bytes]:
         elif type(h) is not Hash or key in expires or h.expires:
             break
         fields = h.data
-        if not h.listpack:
-            # a hashtable: the fields of this key in a row (redis-benchmark's HSET sends one
-            # key) without a lookup, type or TTL check each (none changes in between)
-            for k, f, v in items[len(out) :]:
-                if k != key:
-                    break
-                size = len(fields)
-                fields[f] = v
-                append(b":1\r\n" if len(fields) > size else b":0\r\n")
-            continue
-        size = len(fields)
-        fields[field] = value
-        append(b":1\r\n" if len(fields) > size else b":0\r\n")
-        # try_conversion's and hashTypeSet's limits (src/t_hash.c)
-        if len(fields) > max_entries or len(field) > max_value or len(value) > max_value:
-            h.listpack = False
+        # the fields of this key in a row (redis-benchmark's HSET sends one key): no lookup,
+        # type or TTL check each (none changes in between)
+        for k, field, value in items[len(out) :]:
+            if k != key:
+                break
+            size = len(fields)
+            fields[field] = value
+            append(b":1\r\n" if len(fields) > size else b":0\r\n")
+            # try_conversion's and hashTypeSet's limits (src/t_hash.c)
+            if h.listpack and (
+                len(fields) > max_entries or len(field) > max_value or len(value) > max_value
+            ):
+                h.listpack = False
     ctx.dirty += len(out)
     return out
 

@@ -33,7 +33,7 @@ from engine.errors import (
 )
 from engine.types.lists import List
 from persistence.resp.frames import Array
-from persistence.resp.reply import integer
+from persistence.resp.reply import integer, integers
 from persistence.resp.tokens import string2ll
 
 NULL_ARRAY = Array(None)
@@ -160,7 +160,7 @@ def _push_run(head: bool, xx: bool) -> RunHandler:
                         j += 1
                 k0 = len(lst.items)
                 lst.push(list(map(_SECOND, items[i:j])), head, lst.fill)
-                out += map(b":%d\r\n".__mod__, range(k0 + 1, k0 + 1 + j - i))
+                out += integers(range(k0 + 1, k0 + 1 + j - i))
                 dirty += j - i
                 i = j
                 continue

@@ -19,7 +19,7 @@ after a removal when a single packed node is at most half the limit. Callers pas
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from itertools import islice
 
 from engine.types.base import TypeInfo, register
@@ -158,23 +158,16 @@ class List:
         if nodes is None:
             self.lp += entry_size(v)
         else:
-            self._ql_push(nodes, v, head)
+            self._ql_push_all(nodes, (v,), head)
         if head:
             self.items.appendleft(v)
         else:
             self.items.append(v)
 
     def _ql_push(self, nodes: list[Node], v: bytes, head: bool) -> None:
-        """quicklistPushHead / quicklistPushTail."""
+        """quicklistPushHead / quicklistPushTail (the common case: :meth:`_ql_push_all`)."""
         sz = len(v)
         fill = self.fill
-        if fill < 0 and nodes:  # the common case, inlined: size-limited nodes
-            limit = _OPTIMIZATION_LEVEL[-fill - 1]  # fill is clamped to -5..
-            end = nodes[0] if head else nodes[-1]
-            if sz <= limit and not end[2] and end[0] + sz + SIZE_ESTIMATE_OVERHEAD <= limit:
-                end[0] += entry_size(v)
-                end[1] += 1
-                return
         if is_large(sz, fill):
             node: Node = [sz, 1, 1]
         else:
@@ -189,12 +182,12 @@ class List:
         else:
             nodes.append(node)
 
-    def _ql_push_all(self, nodes: list[Node], values: list[bytes], head: bool) -> None:
-        """:meth:`_ql_push` of each value in order, the common case (an end node with room, a
-        small value that is no integer) without a call per value."""
+    def _ql_push_all(self, nodes: list[Node], values: Sequence[bytes], head: bool) -> None:
+        """:meth:`_ql_push` of each value in order, the common case (size-limited nodes, an end
+        node with room, a small value that is no integer) without a call per value."""
         fill = self.fill
         if fill < 0 and nodes:
-            limit = _OPTIMIZATION_LEVEL[-fill - 1]
+            limit = _OPTIMIZATION_LEVEL[-fill - 1]  # fill is clamped to -5..
             end = nodes[0] if head else nodes[-1]
             if not end[2]:
                 sz, count = end[0], end[1]

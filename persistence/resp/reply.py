@@ -88,6 +88,14 @@ def integer(n: int) -> bytes:
     return b":%d\r\n" % n
 
 
+def integers(ns: Iterable[int]) -> list[bytes]:
+    """:func:`integer` of each, without a call per number (LPUSH runs' list lengths)."""
+    return list(map(_INT_FMT.__mod__, ns))
+
+
+_INT_FMT = b":%d\r\n"
+
+
 def bulk(b: bytes) -> bytes:
     n = len(b)
     if n < _SMALL:
