@@ -288,7 +288,8 @@ class Engine:
         due (MULTI, authentication, a reply mode, subscriptions, cluster routing, a disk error,
         WATCH, keyspace events, loading; ``more`` is not called then). ``others``: the clients
         the commands of ``more`` come from, when not all from ``client`` (the server's
-        single commands of one event-loop turn; same db and protocol). Returns the replies
+        single commands of one event-loop turn): the run stops before the first of them that
+        is not as ``client`` is (another db or protocol, flags, pushes ...). Returns the replies
         (RESP) of those that ran, in order; none when it can do none at once (then
         :meth:`execute` takes ``argv``). A write command's ones are each propagated as they
         came: the caller writes their bytes to the AOF."""
@@ -308,6 +309,7 @@ class Engine:
             or self.loading
         ):
             return []
+        stop = -1
         if others is not None:
             db, resp = client.db, client.resp
             for c in others:
@@ -320,8 +322,11 @@ class Engine:
                     or c.shard_channels
                     or c.db != db
                     or c.resp != resp
+                    or c.flags
+                    or c.pushes
                 ):
-                    return []
+                    stop = others.index(c)  # (the run stops before it)
+                    break
         assert cmd.run is not None
         ctx = client.ctx
         if ctx is None:
@@ -331,7 +336,8 @@ class Engine:
         ctx.now_ms = now = self.clock.now_ms()
         ctx.dirty = 0
         t0 = _perf_ns()
-        replies = cmd.run(ctx, argv, [] if more is None else more(argv))
+        rest = [] if more is None else more(argv) if stop < 0 else more(argv)[:stop]
+        replies = cmd.run(ctx, argv, rest)
         if replies:
             done = len(replies)
             stats = self.stats

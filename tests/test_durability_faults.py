@@ -156,15 +156,13 @@ class FakeTransport:
     def write(self, data: bytes) -> None:
         self.sent.append(data)
 
-    def get_write_buffer_size(self) -> int:
-        return 0
-
 
 class FakeConn:
     def __init__(self, *out: bytes) -> None:
         self.out = list(out)
         self.transport = FakeTransport()
         self.closing = False
+        self.paused = False
 
 
 def test_server_flush_holds_replies_with_always(tmp_path: Path, monkeypatch: Any) -> None:

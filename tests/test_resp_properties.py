@@ -331,9 +331,11 @@ def run_reads(
         for i, piece in enumerate([*pieces, b""]):
             if sole:
                 offset = p.offset
-                cmd = p.sole(piece, accept)
-                if cmd is not None:
-                    assert cmd_wire(cmd) == piece and cmd[0] in accept
+                item = p.sole(piece, accept)
+                if item is not None:
+                    name = p.shape_name
+                    cmd = [name, item] if p.shape_argc == 2 else [name, *item]
+                    assert cmd_wire(cmd) == piece and name in accept
                     assert p.offset == offset + len(piece) and not p.more and not p.buffered
                     assert p.last_raw() is None
                     out.append(cmd)
@@ -429,14 +431,14 @@ def test_sole_reads_happen() -> None:
         p.feed(a)
         assert p.next_command() == [b"SET", k0, b"v"]
     assert p.sole(b, {b"GET": True}) is None  # a name not accepted
-    assert p.sole(b, accept) == [b"SET", k1, b"w"]
+    assert p.sole(b, accept) == (k1, b"w") and (p.shape_name, p.shape_argc) == (b"SET", 3)
     assert p.sole(a + b, accept) is None  # two commands: feed them
     assert p.sole(b[:-1] + b"x", accept) is None  # not a command
     p.feed(a[:5])
     assert p.sole(b, accept) is None  # something is buffered
     p.feed(a[5:])
     assert p.next_command() == [b"SET", k0, b"v"]
-    assert p.sole(a, accept) == [b"SET", k0, b"v"]
+    assert p.sole(a, accept) == (k0, b"v")
     # several of them: RequestParser.sole_run; skip() reads those done, feeds the rest
     assert p.sole_run(a + b + a, {b"GET": True}) is None
     assert p.sole_run(a + b + a[:-1] + b"x", accept) is None
@@ -445,3 +447,8 @@ def test_sole_reads_happen() -> None:
     assert p.next_command() == [b"SET", k1, b"w"] and p.more
     assert p.next_command() == [b"SET", k0, b"v"] and not p.more
     assert p.offset == 7 * len(a) + 2 * len(b)
+    get = cmd_wire([b"GET", k0])
+    for _ in range(3):
+        p.feed(get)
+        assert p.next_command() == [b"GET", k0]
+    assert p.sole(get, {b"GET": True}) == k0 and p.shape_argc == 2  # (one argument: itself)

@@ -48,6 +48,9 @@ class Capture:
     def get_write_buffer_size(self) -> int:
         return 0
 
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
     def get_extra_info(self, name: str) -> Any:
         return ("127.0.0.1", 6379)
 
@@ -532,6 +535,30 @@ def test_reads_of_one_command_in_two_dbs(tmp_path: Path) -> None:
     got, want = a.finish(), b.finish()
     assert got == want
     assert got[1].count(b"SELECT") > 6
+
+
+def test_turn_groups_of_two_dbs_run_in_runs(tmp_path: Path) -> None:
+    """A loop turn's single commands from clients of two dbs (or protocols) run as runs, one
+    for each stretch of one db and protocol (Engine.execute_run stops before a client that
+    differs), not one at a time; replies, AOF and keys as with each run alone."""
+    a = World(tmp_path / "a", clients=4)
+    b = World(tmp_path / "b", runs=False, clients=4)
+    for world in (a, b):
+        for i in (2, 3):
+            world.feed(i, w(b"SELECT", b"1"))
+        world.feed(3, w(b"HELLO", b"3"))
+        world.turn()
+        for i in range(4):
+            world.feed(i, w(b"SET", b"k%d" % i, b"v%d" % i))
+        world.turn()
+    before = a.runs
+    for world in (a, b):
+        for k in range(6):
+            for i in (0, 2, 1, 3) if k % 2 else (0, 1, 2, 3):
+                world.feed(i, w(b"GET", b"k%d" % ((i + k) % 4)))
+            world.turn()
+    assert a.runs - before == 24  # (all of them)
+    assert a.finish() == b.finish()
 
 
 def test_run_reads_happen_and_stop(tmp_path: Path) -> None:

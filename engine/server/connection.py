@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 MAX_CLIENTS_ERR = b"-ERR max number of clients reached\r\n"
 # client-query-buffer-limit is at least 1 MB (src/config.c): smaller buffers skip the check
 QUERY_BUFFER_FLOOR = 1024 * 1024
+OUTPUT_CHECK = 65536  # unsent reply bytes over which Server.flush checks the output limits
 PROTECTED_ERR = (
     b"-DENIED Valkey is running in protected mode because protected mode is enabled and no "
     b"password is set for the default user. In this mode connections are only accepted from "
@@ -52,6 +53,9 @@ class Connection(asyncio.Protocol):
         self.timeout_handle: asyncio.TimerHandle | None = None
         self.closing = False
         self.soft_since = 0.0  # when the output buffer went over the soft limit
+        # the transport's write buffer went over its high-water mark (OUTPUT_CHECK) and has
+        # not drained to the low one (a quarter): Server.flush checks the output limits
+        self.paused = False
         # set when the connection stops being a client: the bytes go to a link handler instead
         # (the SYNCSLOTS stream of a slot import, the cluster bus)
         self.raw_sink: Callable[[bytes], None] | None = None
@@ -60,6 +64,7 @@ class Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports are not asyncio.Transport subclasses, but they have its methods
         self.transport = cast(asyncio.Transport, transport)
+        self.transport.set_write_buffer_limits(high=OUTPUT_CHECK)  # (see paused)
         srv = self.server
         peer = transport.get_extra_info("peername") or ("?", 0)
         sock = transport.get_extra_info("sockname") or ("?", 0)
@@ -92,14 +97,15 @@ class Connection(asyncio.Protocol):
             self.raw_sink(data)
             return
         srv = self.server
-        size = self.parser.shape_size
-        if self.blocked is None and size > 0 and not len(data) % size:
-            # the hot paths: a read of the shape the client keeps sending (RequestParser.sole)
-            if len(data) == size:
-                if srv.join_read(self, data):
-                    return
-            elif srv.run_read(self, data):
+        # the hot paths: a read of the shape the client keeps sending (RequestParser.sole)
+        size = self.parser.shape_size  # (-1: none)
+        if len(data) == size:
+            if self.blocked is None and srv.join_read(self, data):
                 return
+        elif (
+            size > 0 and not len(data) % size and self.blocked is None and srv.run_read(self, data)
+        ):
+            return
         while self.blocked is not None and srv.group:
             # a command read before this may unblock it: that comes first, then its
             # commands read before this (Server.run_group), then these
@@ -109,6 +115,13 @@ class Connection(asyncio.Protocol):
             srv.process(self)
         if size > QUERY_BUFFER_FLOOR and self.parser.buffered > QUERY_BUFFER_FLOOR:
             self.server.check_query_buffer(self)
+
+    def pause_writing(self) -> None:
+        # (called inside transport.write when what it could not send is over the mark)
+        self.paused = True
+
+    def resume_writing(self) -> None:
+        self.paused = False
 
     # -- helpers --------------------------------------------------------------------------
     def send(self, data: bytes) -> None:

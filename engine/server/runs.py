@@ -16,7 +16,7 @@ How this works (docs/engine.md has the whole story):
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.commands.table import Command
 from engine.context import ClientState, Effect
@@ -42,9 +42,13 @@ class Runs:
     runs: dict[bytes, Command | None]
     read_runs: dict[bytes, Command]
     unblocked: list[Connection]
-    group: list[tuple[Connection, list[bytes], bytes | None]]
+    group: list[Connection]
+    group_items: list[Any]
+    group_raws: list[bytes]
+    group_raw: bool
     group_cmd: Command | None
-    group_key: tuple[int, int, int]
+    group_name: bytes
+    group_argc: int
     coalesce: bool
     write_hold: Callable[[Connection, list[bytes]], bool] | None
     monitors: list[Connection]
@@ -114,12 +118,13 @@ class Runs:
         accept = self.accepts(client, True)
         if accept is None or accept.get(argv[0]) is None:  # (a write where as_came() fails)
             return False
-        raw = None
+        raw = b""
         if cmd.write and aof is not None:
-            raw = conn.parser.last_raw()
-            if raw is None:  # an inline command
+            last = conn.parser.last_raw()
+            if last is None:  # an inline command
                 return False
-        self.add(conn, client, cmd, argv, raw)
+            raw = last
+        self.add(conn, argv[0], len(argv), argv[1] if len(argv) == 2 else tuple(argv[1:]), raw)
         return True
 
     def join_read(self, conn: Connection, data: bytes) -> bool:
@@ -132,13 +137,12 @@ class Runs:
         accept = self.accepts(client, True)
         if accept is None:
             return False
-        argv = conn.parser.sole(data, accept)
-        if argv is None:
+        parser = conn.parser
+        item = parser.sole(data, accept)
+        if item is None:
             return False
-        cmd = self.runs[argv[0]]
-        assert cmd is not None
         # (a write accepted: its bytes go to the AOF as they came, if there is one)
-        self.add(conn, client, cmd, argv, data if cmd.write and self.aof is not None else None)
+        self.add(conn, parser.shape_name, parser.shape_argc, item, data)
         if not self.flush_scheduled:
             self.schedule_flush()
         return True
@@ -166,7 +170,7 @@ class Runs:
         argv = [name, items[0]] if argc == 2 else [name, *items[0]]
         rest = items[1:]
         engine = self.engine
-        replies = engine.execute_run(client, cmd, argv, lambda _: rest)
+        replies = engine.execute_run(client, cmd, argv, _given(rest))
         done = len(replies)
         if not done:
             return False
@@ -215,25 +219,25 @@ class Runs:
             return self.runs if aof.selected_db == client.db else self.read_runs
         return self.read_runs if self.effect_listeners else self.runs
 
-    def add(
-        self,
-        conn: Connection,
-        client: ClientState,
-        cmd: Command,
-        argv: list[bytes],
-        raw: bytes | None,
-    ) -> None:
-        """Join ``argv`` (with its AOF bytes, for a write with an AOF) to the group, after
-        running the group when it is of another kind or full."""
+    def add(self, conn: Connection, name: bytes, argc: int, item: Any, raw: bytes) -> None:
+        """Join a command of ``conn`` (its name as spelt, argument count, arguments after the
+        name as RequestParser.sole gives them, bytes as it came: kept for a write with an AOF)
+        to the group, after running the group when it is of another kind or full. The
+        clients' db and protocol are run_group's to check (Engine.execute_run)."""
         group = self.group
-        key = (client.db, client.resp, len(argv))
-        if group and (cmd is not self.group_cmd or key != self.group_key or len(group) >= RUN_MAX):
+        if group and (name != self.group_name or argc != self.group_argc or len(group) >= RUN_MAX):
             self.run_group()
             group = self.group
         if not group:
-            self.group_cmd = cmd
-            self.group_key = key
-        group.append((conn, argv, raw))
+            cmd = self.group_cmd = self.runs[name]
+            assert cmd is not None
+            self.group_name = name
+            self.group_argc = argc
+            self.group_raw = cmd.write and self.aof is not None
+        group.append(conn)
+        self.group_items.append(item)
+        if self.group_raw:
+            self.group_raws.append(raw)
 
     def resume_unblocked(self) -> None:
         """The next commands of clients serve_ready served inside a pipeline or a group
@@ -244,51 +248,56 @@ class Runs:
                 self.process(c)
 
     def run_group(self) -> None:
-        """The single commands joined this loop turn, in the order they came: as one run of the
-        engine where it can (Engine.execute_run with their clients), the rest one by one; then
-        the clients they unblocked go on (as each read's unblocked clients do after it)."""
+        """The single commands joined this loop turn, in the order they came: as runs of the
+        engine where they can (Engine.execute_run with their clients: one run, unless their
+        db or protocol differ), the rest one by one; then the clients they unblocked go on (as
+        each read's unblocked clients do after it)."""
         group, self.group = self.group, []
+        items, self.group_items = self.group_items, []
+        raws, self.group_raws = self.group_raws, []
         cmd = self.group_cmd
         assert cmd is not None
+        name, argc, n = self.group_name, self.group_argc, len(group)
         engine = self.engine
-        clients: list[ClientState] = []
-        raws: list[bytes] = []
-        for conn, _, raw in group:
-            c = conn.client
-            if c is None or c.flags or c.pushes:
-                break
-            clients.append(c)
-            if raw is not None:
-                raws.append(raw)
-        aof = self.raw_aof()
-        replies: list[bytes] = []
-        if (
-            len(clients) == len(group)
-            and not self.write_hold
-            and not self.monitors
-            and (
-                not cmd.write
-                or (self.as_came(aof, clients[0].db) and (aof is None or len(raws) == len(group)))
-            )
-        ):
-            argv0 = group[0][1]
-            if len(group) == 1:
-                replies = engine.execute_run(clients[0], cmd, argv0, None)
-            else:
-                items = [tuple(a[1:]) if len(a) > 2 else a[1] for _, a, _ in group[1:]]
-                replies = engine.execute_run(clients[0], cmd, argv0, lambda _: items, clients[1:])
-        done = len(replies)
-        if done and cmd.write and aof is not None:
-            aof.buf.append(b"".join(raws[:done]))
         pending = self.pending
-        for (conn, _, _), reply in zip(group, replies):
-            if not conn.out:
-                pending.append(conn)
-            conn.out.append(reply)
-        if engine.ready_keys:  # (a push run stops after making a list: its waiters come first)
-            self.serve_ready(self.unblocked)
-        for conn, argv, _ in group[done:]:  # where the run stopped: one at a time
-            self.execute_one(conn, argv)
+        clients = [conn.client for conn in group]
+        # the first not run yet (a client that went away: all one at a time, as before it)
+        at = n if None in clients else 0
+        runs = cast("list[ClientState]", clients)
+        while at < n:
+            replies: list[bytes] = []
+            c = runs[at]
+            aof = self.raw_aof()
+            if (
+                not c.flags
+                and not c.pushes
+                and not self.write_hold
+                and not self.monitors
+                and (not cmd.write or (self.as_came(aof, c.db) and (aof is None or len(raws) == n)))
+            ):
+                first = items[at]
+                argv = [name, first] if argc == 2 else [name, *first]
+                if at == n - 1:
+                    replies = engine.execute_run(c, cmd, argv, None)
+                else:
+                    more = _given(items[at + 1 :])
+                    replies = engine.execute_run(c, cmd, argv, more, runs[at + 1 :])
+            done = len(replies)
+            if not done:
+                break
+            if cmd.write and aof is not None:
+                aof.buf.append(raws[0] if n == 1 else b"".join(raws[at : at + done]))
+            for conn, reply in zip(group[at : at + done] if at else group, replies):
+                out = conn.out
+                if not out:
+                    pending.append(conn)
+                out.append(reply)
+            at += done  # (a run stops before a client of another db or protocol: it starts one)
+            if engine.ready_keys:  # (a push run stops after making a list: waiters first)
+                self.serve_ready(self.unblocked)
+        if at < n:  # where the runs stopped: one at a time
+            for conn, item in zip(group[at:], items[at:]):
+                self.execute_one(conn, [name, item] if argc == 2 else [name, *item])
         if engine.pushed:
             self.deliver_pushes()
         if self.unblocked:
@@ -314,3 +323,8 @@ class Runs:
             client.reply_mode = "on"
         if self.engine.ready_keys:
             self.serve_ready(self.unblocked)
+
+
+def _given(items: list[Any]) -> Callable[[list[bytes]], list[Any]]:
+    """Engine.execute_run's ``more`` for commands already read: ``items``."""
+    return lambda _: items

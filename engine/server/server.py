@@ -65,13 +65,18 @@ class Server(Runs):
         self.read_runs: dict[bytes, Command] = {}  # those of them that do not write
         # clients served by serve_ready inside another's pipeline, whose next commands wait
         self.unblocked: list[Connection] = []
-        # single commands of this loop turn waiting to run together (join, run_group): all of
-        # one command, argument count, db and protocol; coalesce: whether reads may wait so
-        # (the event loop's server; tests that call process() and read the reply at once
-        # leave it off)
-        self.group: list[tuple[Connection, list[bytes], bytes | None]] = []
+        # single commands of this loop turn waiting to run together (add, run_group): their
+        # connections, arguments after the name (a tuple each, the argument itself when there
+        # is one) and, for writes with an AOF, bytes as they came; all of one name as spelt
+        # and argument count. coalesce: whether reads may wait so (the event loop's server;
+        # tests that call process() and read the reply at once leave it off)
+        self.group: list[Connection] = []
+        self.group_items: list[Any] = []
+        self.group_raws: list[bytes] = []
+        self.group_raw = False  # whether its commands' bytes are kept (group_raws)
         self.group_cmd: Command | None = None
-        self.group_key = (0, 2, 0)  # db, protocol, argument count
+        self.group_name = b""
+        self.group_argc = 0
         self.coalesce = False
         # called by the cluster bus, inside the message handler, after it changed a slot's owner
         # (the migration jobs' ``topology`` events); each returns the slots whose keys it
@@ -345,7 +350,7 @@ class Server(Runs):
             out = conn.out
             if out and t is not None and not t.is_closing():
                 t.write(out[0] if len(out) == 1 else b"".join(out))
-                if t.get_write_buffer_size() > 65536 and self.over_output_limit(conn):
+                if conn.paused and self.over_output_limit(conn):  # (over 64 KB unsent)
                     out.clear()
                     conn.closing = True
                     t.abort()  # what it has not read is dropped, as Valkey frees the client

@@ -121,6 +121,8 @@ class RequestParser:
         "_start",
         "_tried",
         "more",
+        "shape_argc",
+        "shape_name",
         "shape_size",
     )
 
@@ -158,7 +160,11 @@ class RequestParser:
         self._last: list[bytes] | None = None
         self._last_n = 1  # its size in bytes
         self._shape: tuple[re.Pattern[bytes], int, bytes, int] | None = None
-        self.shape_size = -1  # the shape's size in bytes: the size of a read sole() may take
+        # the shape's size in bytes (the size of a read sole() may take), name as spelt and
+        # argument count (those of what sole() returns)
+        self.shape_size = -1
+        self.shape_name = b""
+        self.shape_argc = 0
         self._pre: list[Any] | None = None
         self._pre_i = 0
         self._tried: tuple[Any, ...] | None = None  # a shape _learn saw once
@@ -233,13 +239,14 @@ class RequestParser:
                 self._slow_until = self._base + big
         return len(buf)
 
-    def sole(self, data: bytes, accept: Mapping[bytes, object]) -> list[bytes] | None:
+    def sole(self, data: bytes, accept: Mapping[bytes, object]) -> Any:
         """``data`` read at once, when it is one whole command of the client's shape (see
         :meth:`feed`), nothing else is buffered and ``accept`` has a true value for its name as
-        spelt: the command, as :meth:`feed` then :meth:`next_command` would return it (with
-        :attr:`more` False), except that :meth:`last_raw` gives None for it (``data`` is its
-        bytes). Else None, and nothing changed: :meth:`feed` ``data``. The server's hot path
-        for a client that sends one command at a time."""
+        spelt (:attr:`shape_name`): its arguments after the name, a tuple (the argument itself
+        when there is one: :attr:`shape_argc` 2). The command is read, as by :meth:`feed` then
+        :meth:`next_command` (with :attr:`more` False), except that :meth:`last_raw` gives None
+        for it (``data`` is its bytes). Else None, and nothing changed: :meth:`feed` ``data``.
+        The server's hot path for a client that sends one command at a time."""
         shape = self._shape
         if (
             shape is None
@@ -253,13 +260,14 @@ class RequestParser:
         m = shape[0].match(data)  # (of the shape's size: a match is all of data)
         if m is None:
             return None
-        if self._pos:
+        pos = self._pos
+        if pos:
             self._buf.clear()
-        self._base += self._pos + shape[1]
-        self._pos = 0
+            self._pos = 0
+        self._base += pos + shape[1]
         self._raw_start = -1
         self.more = False
-        return [shape[2], m[1]] if shape[3] == 2 else [shape[2], *m.groups()]
+        return m[1] if shape[3] == 2 else m.groups()
 
     def sole_run(
         self, data: bytes, accept: Mapping[bytes, object]
@@ -314,9 +322,17 @@ class RequestParser:
                 self._tried = shape
                 return self._shape
             pats = _run_patterns(shape)
-        self._shape = (pats[0], n, cmd[0], len(cmd))
-        self.shape_size = n
-        return self._shape
+        return self._set_shape(pats[0], n, cmd)
+
+    def _set_shape(
+        self, one: re.Pattern[bytes], size: int, cmd: list[bytes]
+    ) -> tuple[re.Pattern[bytes], int, bytes, int]:
+        """The client's shape is now that of ``cmd`` (``one``: its pattern, ``size``: bytes)."""
+        self._shape = shape = (one, size, cmd[0], len(cmd))
+        self.shape_size = size
+        self.shape_name = cmd[0]
+        self.shape_argc = len(cmd)
+        return shape
 
     def _unshape(self) -> None:
         """Hand the unread commands of a shaped read to hiredis (new bytes are coming)."""
@@ -360,8 +376,7 @@ class RequestParser:
                 found = one.findall(buf, pos, end) if m is not None else []
             if found:
                 self._run_stop = self._base + end
-                self._shape = (one, size, cmd[0], len(cmd))
-                self.shape_size = size
+                self._set_shape(one, size, cmd)
                 return found
         return self._same_name_after(cmd, pos, limit)
 
