@@ -44,8 +44,7 @@ class Runs:
     unblocked: list[Connection]
     group: list[Connection]
     group_items: list[Any]
-    group_raws: list[bytes]
-    group_raw: bool
+    group_raws: list[bytes] | None
     group_cmd: Command | None
     group_name: bytes
     group_argc: int
@@ -233,11 +232,12 @@ class Runs:
             assert cmd is not None
             self.group_name = name
             self.group_argc = argc
-            self.group_raw = cmd.write and self.aof is not None
+            self.group_raws = [] if cmd.write and self.aof is not None else None
         group.append(conn)
         self.group_items.append(item)
-        if self.group_raw:
-            self.group_raws.append(raw)
+        raws = self.group_raws
+        if raws is not None:
+            raws.append(raw)
 
     def resume_unblocked(self) -> None:
         """The next commands of clients serve_ready served inside a pipeline or a group
@@ -254,7 +254,7 @@ class Runs:
         each read's unblocked clients do after it)."""
         group, self.group = self.group, []
         items, self.group_items = self.group_items, []
-        raws, self.group_raws = self.group_raws, []
+        raws, self.group_raws = self.group_raws or [], None
         cmd = self.group_cmd
         assert cmd is not None
         name, argc, n = self.group_name, self.group_argc, len(group)

@@ -24,6 +24,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Collection
+from dataclasses import dataclass, field
 from typing import Any
 
 from engine.blocking import Block
@@ -44,6 +45,17 @@ from persistence.resp.reply import encode_value, integer
 from persistence.resp.tokens import ProtocolError
 
 log = logging.getLogger("valkey-engine")
+
+
+@dataclass
+class LifeCycle:
+    """What Server.start and Server.close keep: the listening sockets, the shutdown request,
+    the cron timer. (Kept apart: CPython 3.11 keeps an instance's attributes in its fast
+    layout only up to 30 of them, and Server's hot paths use its attributes and methods.)"""
+
+    servers: list[asyncio.AbstractServer] = field(default_factory=list)
+    shutdown: asyncio.Event = field(default_factory=asyncio.Event)
+    cron: asyncio.TimerHandle | None = None
 
 
 class Server(Runs):
@@ -72,8 +84,7 @@ class Server(Runs):
         # tests that call process() and read the reply at once leave it off)
         self.group: list[Connection] = []
         self.group_items: list[Any] = []
-        self.group_raws: list[bytes] = []
-        self.group_raw = False  # whether its commands' bytes are kept (group_raws)
+        self.group_raws: list[bytes] | None = None  # (None: not kept)
         self.group_cmd: Command | None = None
         self.group_name = b""
         self.group_argc = 0
@@ -85,12 +96,10 @@ class Server(Runs):
         self.topology_listeners: list[Callable[[], Collection[int]]] = []
         # set by the migration while a cut-over pauses writes to some slots (else None)
         self.write_hold: Callable[[Connection, list[bytes]], bool] | None = None
-        self.servers: list[asyncio.AbstractServer] = []
-        self.shutdown_event = asyncio.Event()
-        self.cron_handle: asyncio.TimerHandle | None = None
+        self.life = LifeCycle()
         self.monitors: list[Connection] = []
-        self._limits: dict[str, tuple[int, int, int]] = {}
-        self._limits_text = ""
+        # client-output-buffer-limit as last parsed: its text, its classes' limits
+        self._limits: tuple[str, dict[str, tuple[int, int, int]]] = ("", {})
         self.durability = Durability(engine, aof)  # SAVE/BGSAVE/BGREWRITEAOF, cron, INFO
 
     # -- command processing ---------------------------------------------------------------
@@ -405,15 +414,15 @@ class Server(Runs):
 
     def output_limits(self) -> dict[str, tuple[int, int, int]]:
         text = str(self.engine.config["client-output-buffer-limit"])
-        if text != self._limits_text:
+        if text != self._limits[0]:
             parts = text.split()
             limits: dict[str, tuple[int, int, int]] = {}
             for i in range(0, len(parts) - 3, 4):
                 cls = parts[i]
                 hard, soft = parse_memory(parts[i + 1]), parse_memory(parts[i + 2])
                 limits["replica" if cls == "slave" else cls] = (hard, soft, int(parts[i + 3]))
-            self._limits, self._limits_text = limits, text
-        return self._limits
+            self._limits = (text, limits)
+        return self._limits[1]
 
     def check_query_buffer(self, conn: Connection) -> None:
         """client-query-buffer-limit (src/networking.c readQueryFromClient): a client whose
@@ -475,7 +484,7 @@ class Server(Runs):
             self.deliver_pushes()
         self.schedule_flush()
         if self.loop is not None:
-            self.cron_handle = self.loop.call_later(1 / max(1, engine.config["hz"]), self.cron)
+            self.life.cron = self.loop.call_later(1 / max(1, engine.config["hz"]), self.cron)
 
     # -- life cycle -----------------------------------------------------------------------
     async def start(self) -> None:
@@ -495,20 +504,20 @@ class Server(Runs):
                     log.warning("Could not bind %s:%d (optional): %s", host, port, e)
                     continue
                 raise
-            self.servers.append(srv)
-        self.cron_handle = self.loop.call_later(1 / max(1, cfg["hz"]), self.cron)
+            self.life.servers.append(srv)
+        self.life.cron = self.loop.call_later(1 / max(1, cfg["hz"]), self.cron)
 
     def request_shutdown(self) -> None:
-        self.shutdown_event.set()
+        self.life.shutdown.set()
 
     async def serve_until_shutdown(self) -> None:
-        await self.shutdown_event.wait()
+        await self.life.shutdown.wait()
         await self.close()
 
     async def close(self) -> None:
-        if self.cron_handle is not None:
-            self.cron_handle.cancel()
-        for srv in self.servers:
+        if self.life.cron is not None:
+            self.life.cron.cancel()
+        for srv in self.life.servers:
             srv.close()
         self.flush()
         for conn in list(self.connections.values()):
