@@ -12,9 +12,9 @@ arrays of bulk strings to ``hiredis.Reader``; every command hiredis returns is c
 the raw bytes (each element is a ``$`` bulk, each bulk ends in CRLF, lengths within
 proto-max-bulk-len), which proves that Valkey would have parsed the same command from the same
 bytes. Anything else (inline commands, odd input, an incomplete command, a hiredis error) goes
-to the exact pure-Python parser, which produces Valkey's error texts and never buffers an
-announced bulk longer than proto-max-bulk-len. Its integers, inline splitting and error type
-live in :mod:`persistence.resp.tokens`.
+to the exact pure-Python parser (:mod:`persistence.resp.exact`), which produces Valkey's error
+texts and never buffers an announced bulk longer than proto-max-bulk-len. Its integers, inline
+splitting and error type live in :mod:`persistence.resp.tokens`.
 """
 
 from __future__ import annotations
@@ -25,11 +25,10 @@ from typing import Any, Final
 
 import hiredis
 
+from persistence.resp.exact import INT_MAX, PROTO_INLINE_MAX_SIZE, ExactParser
 from persistence.resp.tokens import ProtocolError, split_args, string2ll
 
-PROTO_INLINE_MAX_SIZE: Final = 64 * 1024  # src/server.h
 PROTO_MAX_BULK_LEN: Final = 512 * 1024 * 1024  # proto-max-bulk-len default, src/config.c
-INT_MAX: Final = 2**31 - 1
 _COMPACT_AT: Final = 64 * 1024
 
 
@@ -85,7 +84,7 @@ def _run_patterns(shape: tuple[Any, ...]) -> tuple[re.Pattern[bytes], re.Pattern
     return pats
 
 
-class RequestParser:
+class RequestParser(ExactParser):
     """What Valkey accepts from a client: multibulk (``*N $len arg``) and inline commands.
 
     >>> p = RequestParser()
@@ -98,18 +97,11 @@ class RequestParser:
     """
 
     __slots__ = (
-        "_args",
-        "_base",
-        "_buf",
-        "_bulklen",
         "_error",
         "_fast",
         "_hi",
         "_last",
         "_last_n",
-        "_max_bulk",
-        "_mbulk",
-        "_pos",
         "_pre",
         "_pre_i",
         "_raw_start",
@@ -118,7 +110,6 @@ class RequestParser:
         "_shape",
         "_slow_until",
         "_span",
-        "_start",
         "_tried",
         "more",
         "shape_argc",
@@ -604,96 +595,6 @@ class RequestParser:
         except (TypeError, IndexError):
             return -1
         return p
-
-    def _fail(self, message: str) -> ProtocolError:
-        return ProtocolError(message, offset=self._base + self._start)
-
-    def _slow_one(self) -> list[bytes] | None:
-        """processInputBuffer for one command: args, [] for an empty command, None for more."""
-        buf = self._buf
-        pos = self._pos
-        if self._mbulk == 0:
-            self._start = pos
-            if buf[pos] != 0x2A:
-                return self._inline()
-            # multibulk count line (processMultibulkBuffer)
-            cr = buf.find(b"\r", pos)
-            if cr < 0:
-                if len(buf) - pos > PROTO_INLINE_MAX_SIZE:
-                    raise self._fail("Protocol error: too big mbulk count string")
-                return None
-            if cr + 1 >= len(buf):
-                return None
-            if buf[cr + 1] != 10:  # Valkey 9.0.x patch releases check the LF
-                raise self._fail("Protocol error: invalid CRLF in request")
-            count = string2ll(bytes(buf[pos + 1 : cr]))
-            if count is None or count > INT_MAX:
-                raise self._fail("Protocol error: invalid multibulk length")
-            self._pos = cr + 2
-            if count <= 0:
-                return []
-            self._mbulk = count
-            self._bulklen = -1
-            self._args = []
-        args = self._args
-        max_bulk = self._max_bulk
-        while self._mbulk:
-            pos = self._pos
-            if self._bulklen == -1:
-                cr = buf.find(b"\r", pos)
-                if cr < 0:
-                    if len(buf) - pos > PROTO_INLINE_MAX_SIZE:
-                        raise self._fail("Protocol error: too big bulk count string")
-                    return None
-                if cr + 1 >= len(buf):
-                    return None
-                if buf[pos] != 0x24:
-                    # addReplyErrorFormat maps CR/LF to spaces (src/networking.c)
-                    got = " " if buf[pos] in (10, 13) else chr(buf[pos])
-                    raise self._fail(f"Protocol error: expected '$', got '{got}'")
-                if buf[cr + 1] != 10:
-                    raise self._fail("Protocol error: invalid CRLF in request")
-                size = string2ll(bytes(buf[pos + 1 : cr]))
-                if size is None or size < 0 or size > max_bulk:
-                    raise self._fail("Protocol error: invalid bulk length")
-                self._pos = pos = cr + 2
-                self._bulklen = size
-            size = self._bulklen
-            if len(buf) - pos < size + 2:
-                return None
-            end = pos + size
-            if buf[end] != 13 or buf[end + 1] != 10:
-                raise self._fail("Protocol error: invalid CRLF in request")
-            args.append(bytes(buf[pos:end]))
-            self._pos = end + 2
-            self._bulklen = -1
-            self._mbulk -= 1
-        self._args = []
-        return args
-
-    def _inline(self) -> list[bytes] | None:
-        """processInlineBuffer: one line up to LF, split with sdssplitargs."""
-        buf = self._buf
-        pos = self._pos
-        nl = buf.find(b"\n", pos)
-        # Valkey finds the LF with strchr, so a NUL byte before it hides it (src/networking.c)
-        if nl >= 0 and buf.find(b"\0", pos, nl) >= 0:
-            nl = -1
-        if nl < 0:
-            if len(buf) - pos > PROTO_INLINE_MAX_SIZE:
-                raise self._fail("Protocol error: too big inline request")
-            return None
-        end = nl - 1 if nl > pos and buf[nl - 1] == 13 else nl
-        args = split_args(memoryview(buf)[pos:end]) if end > pos else []
-        if args is None:
-            raise self._fail("Protocol error: unbalanced quotes in request")
-        self._pos = nl + 1
-        return args
-
-
-# --------------------------------------------------------------------------------------------
-# Client side: replies
-# --------------------------------------------------------------------------------------------
 
 
 __all__ = [
