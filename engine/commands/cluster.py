@@ -6,7 +6,8 @@ that must reach nodes.conf sets ``cluster.todo_save``; the server writes the fil
 records the node in handshake state; the bus link that completes the handshake is the server's.
 The atomic migration subcommands (MIGRATESLOTS, GETSLOTMIGRATIONS, CANCELSLOTMIGRATIONS,
 SYNCSLOTS) hand over to ``engine.migration`` (the server's). Not here yet: REPLICATE, FAILOVER,
-SLOT-STATS.
+SLOT-STATS. The subcommands that only read (NODES, SLOTS, SHARDS, INFO, KEYSLOT ...) are in
+``cluster_info.py``.
 """
 
 from __future__ import annotations
@@ -16,286 +17,34 @@ from typing import Any
 
 from engine import errors as E
 from engine.cluster.migration import MigrationHost
-from engine.cluster.nodes_conf import cluster_nodes, info_text, node_line
 from engine.cluster.slots import CLUSTER_SLOTS, PORT_INCR, ClusterState, NodeRecord
-from engine.commands.table import TABLE, command, container
+from engine.commands.cluster_info import (
+    ADMIN_ACL,
+    cluster_of,
+    node_arg,
+    slot_arg,
+    update_state,
+)
+from engine.commands.table import command
 from engine.commands.util import OK, int_arg
 from engine.context import Ctx
 from engine.errors import SYNTAX, CommandError, wrong_arity
-from persistence.crc import key_slot
-from persistence.resp.frames import SimpleString, Verbatim
+from persistence.resp.frames import SimpleString
 from persistence.resp.tokens import string2ll
 
-if b"cluster" not in TABLE:  # another module may have registered the container first
-    container("cluster", -2, acl="@slow")
-
 _ADMIN = "admin stale no_async_loading"
-_ADMIN_ACL = "@admin @slow @dangerous"
-HELP = [
-    "CLUSTER <subcommand> [<arg> [value] [opt] ...]. Subcommands are:",
-    "COUNTKEYSINSLOT <slot>",
-    "    Return the number of keys in <slot>.",
-    "GETKEYSINSLOT <slot> <count>",
-    "    Return key names stored by current node in a slot.",
-    "INFO",
-    "    Return information about the cluster.",
-    "KEYSLOT <key>",
-    "    Return the hash slot for <key>.",
-    "MYID",
-    "    Return the node id.",
-    "MYSHARDID",
-    "    Return the node's shard id.",
-    "NODES",
-    "    Return cluster configuration seen by node. Output format:",
-    "    <id> <ip:port@bus-port[,hostname]> <flags> <primary> <pings> <pongs> <epoch> <link> "
-    "<slot> ...",
-    "REPLICAS <node-id>",
-    "    Return <node-id> replicas.",
-    "SLOTS",
-    "    Return information about slots range mappings. Each range is made of:",
-    "    start, end, primary and replicas IP addresses, ports and ids",
-    "SLOT-STATS",
-    "    Return an array of slot usage statistics for slots assigned to the current node.",
-    "SHARDS",
-    "    Return information about slot range mappings and the nodes associated with them.",
-    "ADDSLOTS <slot> [<slot> ...]",
-    "    Assign slots to current node.",
-    "ADDSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
-    "    Assign slots which are between <start-slot> and <end-slot> to current node.",
-    "BUMPEPOCH",
-    "    Advance the cluster config epoch.",
-    "COUNT-FAILURE-REPORTS <node-id>",
-    "    Return number of failure reports for <node-id>.",
-    "DELSLOTS <slot> [<slot> ...]",
-    "    Delete slots information from current node.",
-    "DELSLOTSRANGE <start slot> <end slot> [<start slot> <end slot> ...]",
-    "    Delete slots information which are between <start-slot> and <end-slot> from current node.",
-    "FAILOVER [FORCE|TAKEOVER]",
-    "    Promote current replica node to being a master.",
-    "FORGET <node-id>",
-    "    Remove a node from the cluster.",
-    "FLUSHSLOTS",
-    "    Delete current node own slots information.",
-    "MEET <ip> <port> [<bus-port>]",
-    "    Connect nodes into a working cluster.",
-    "REPLICATE <node-id>",
-    "    Configure current node as replica to <node-id>.",
-    "RESET [HARD|SOFT]",
-    "    Reset current node (default: soft).",
-    "SET-CONFIG-EPOCH <epoch>",
-    "    Set config epoch of current node.",
-    "SETSLOT <slot> (IMPORTING <node-id>|MIGRATING <node-id>|STABLE|NODE <node-id>)",
-    "    Set slot state.",
-    "SAVECONFIG",
-    "    Force saving cluster configuration on disk.",
-    "LINKS",
-    "    Return information about all network links between this node and its peers.",
-    "    Output format is an array where each array element is a map containing attributes of a "
-    "link",
-    "MIGRATESLOTS SLOTSRANGE start-slot end-slot [start-slot end-slot ...] NODE node-id "
-    "[SLOTSRANGE start-slot end-slot [start-slot end-slot ...] NODE node-id ...]",
-    "    Migrate the specified slot ranges from this node to the specified node.",
-    "CANCELSLOTMIGRATIONS ALL",
-    "    Cancel all migrations.",
-    "GETSLOTMIGRATIONS",
-    "    Get information about ongoing and recently finished slot imports and exports.",
-    "HELP",
-    "    Print this help.",
-]
-
-
-def _cluster(ctx: Ctx) -> ClusterState:
-    cluster = ctx.engine.cluster
-    if cluster is None:
-        raise CommandError(E.CLUSTER_DISABLED)
-    return cluster
 
 
 def _changed(ctx: Ctx, cluster: ClusterState) -> None:
     """clusterDoBeforeSleep(CLUSTER_TODO_UPDATE_STATE | CLUSTER_TODO_SAVE_CONFIG)."""
     cluster.todo_save = True
-    _update(ctx, cluster)
+    update_state(ctx, cluster)
     cluster.announce()  # the bus tells every node now (engine/server/cluster_bus.py)
-
-
-def _update(ctx: Ctx, cluster: ClusterState) -> None:
-    config = ctx.engine.config
-    cluster.update_state(
-        ctx.now_ms,
-        full_coverage=config["cluster-require-full-coverage"],
-        node_timeout=config["cluster-node-timeout"],
-    )
-
-
-def _slot(arg: bytes) -> int:
-    """getSlotOrReply (src/cluster_legacy.c)."""
-    v = string2ll(arg)
-    if v is None or not 0 <= v < CLUSTER_SLOTS:
-        raise CommandError(E.INVALID_SLOT)
-    return v
-
-
-def _node(cluster: ClusterState, arg: bytes, err: Any = E.unknown_node) -> NodeRecord:
-    name = arg.decode(errors="replace")
-    node = cluster.lookup(name)
-    if node is None:
-        raise CommandError(err(name))
-    return node
 
 
 def _no_keys(ctx: Ctx) -> bool:
     """dbsHaveNoKeys."""
     return all(not db.data for db in ctx.engine.keyspace.dbs)
-
-
-# -- introspection --------------------------------------------------------------------------
-@command("cluster|help", 2, "loading stale", acl="@slow")
-def cluster_help(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
-    return [SimpleString(line.encode()) for line in HELP]
-
-
-@command("cluster|myid", 2, "loading stale", acl="@slow")
-def cluster_myid(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _cluster(ctx).myself.name.encode()
-
-
-@command("cluster|myshardid", 2, "loading stale", acl="@slow")
-def cluster_myshardid(ctx: Ctx, argv: list[bytes]) -> Any:
-    return _cluster(ctx).myself.shard_id.encode()
-
-
-@command("cluster|nodes", 2, "loading stale", acl="@slow")
-def cluster_nodes_(ctx: Ctx, argv: list[bytes]) -> Any:
-    return Verbatim(b"txt", cluster_nodes(_cluster(ctx)))
-
-
-def _node_entry(node: NodeRecord) -> list[Any]:
-    """addNodeToNodeReply with cluster-preferred-endpoint-type ip."""
-    extra: dict[bytes, bytes] = {}
-    if node.hostname:
-        extra[b"hostname"] = node.hostname.encode()
-    return [node.ip.encode(), node.client_port, node.name.encode(), extra]
-
-
-@command("cluster|slots", 2, "loading stale", acl="@slow")
-def cluster_slots(ctx: Ctx, argv: list[bytes]) -> Any:
-    """clusterCommandSlots: one entry per run of slots with the same owner."""
-    cluster = _cluster(ctx)
-    out: list[Any] = []
-    for start, end, node in cluster.owner_runs():
-        entry: list[Any] = [start, end, _node_entry(node)]
-        for r in cluster.replicas_of(node):
-            if not r.failed and r.repl_offset != 0:  # isNodeAvailable
-                entry.append(_node_entry(r))
-        out.append(entry)
-    return out
-
-
-def _shard_node(cluster: ClusterState, node: NodeRecord) -> dict[bytes, Any]:
-    """addNodeDetailsToShardReply."""
-    d: dict[bytes, Any] = {b"id": node.name.encode()}
-    if node.port:
-        d[b"port"] = node.client_port
-    if node.tls_port:
-        d[b"tls-port"] = node.client_tls_port or node.tls_port
-    d[b"ip"] = node.ip.encode()
-    d[b"endpoint"] = node.ip.encode()
-    if node.hostname:
-        d[b"hostname"] = node.hostname.encode()
-    d[b"role"] = b"replica" if node.is_replica else b"master"
-    d[b"replication-offset"] = node.repl_offset
-    if node.failed:
-        health = b"fail"
-    elif node.is_replica and node.repl_offset == 0:
-        health = b"loading"
-    else:
-        health = b"online"
-    d[b"health"] = health
-    return d
-
-
-@command("cluster|shards", 2, "loading stale", acl="@slow")
-def cluster_shards(ctx: Ctx, argv: list[bytes]) -> Any:
-    """clusterCommandShards (Valkey 9.1 adds the shard ``id``)."""
-    cluster = _cluster(ctx)
-    out: list[Any] = []
-    for shard_id, nodes in cluster.shards().items():
-        slots: list[int] = []
-        for n in nodes:
-            ranges = cluster.slot_ranges(n)
-            if ranges:
-                slots = [x for r in ranges for x in r]
-                break
-        out.append(
-            {
-                b"slots": slots,
-                b"nodes": [_shard_node(cluster, n) for n in nodes],
-                b"id": shard_id.encode(),
-            }
-        )
-    return out
-
-
-@command("cluster|info", 2, "loading stale", acl="@slow")
-def cluster_info(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
-    _update(ctx, cluster)  # what clusterCron would have done by now
-    return Verbatim(b"txt", info_text(cluster))
-
-
-@command("cluster|keyslot", 3, "stale", acl="@slow")
-def cluster_keyslot(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
-    return key_slot(argv[2])
-
-
-@command("cluster|countkeysinslot", 3, "stale", acl="@slow")
-def cluster_countkeysinslot(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
-    slot = int_arg(argv[2])
-    if not 0 <= slot < CLUSTER_SLOTS:
-        raise CommandError(E.INVALID_SLOT_SHORT)
-    return len(ctx.db.keys_in_slot(slot))  # the selected db only (spec 2.3)
-
-
-@command("cluster|getkeysinslot", 4, "stale", acl="@slow")
-def cluster_getkeysinslot(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
-    slot = int_arg(argv[2])
-    count = int_arg(argv[3])
-    if not 0 <= slot < CLUSTER_SLOTS or count < 0:
-        raise CommandError(E.INVALID_SLOT_OR_COUNT)
-    out: list[bytes] = []
-    for key in ctx.db.keys_in_slot(slot):
-        if len(out) >= count:
-            break
-        out.append(key)
-    return out
-
-
-@command("cluster|links", 2, "stale", acl="@slow")
-def cluster_links(ctx: Ctx, argv: list[bytes]) -> Any:
-    hook = _cluster(ctx).links_hook  # the server's bus owns the links
-    return hook() if hook is not None else []
-
-
-@command("cluster|count-failure-reports", 3, "admin stale", acl=_ADMIN_ACL)
-def cluster_count_failure_reports(ctx: Ctx, argv: list[bytes]) -> Any:
-    _node(_cluster(ctx), argv[2])
-    return 0
-
-
-def _replicas(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
-    node = _node(cluster, argv[2])
-    if node.is_replica:
-        raise CommandError(E.NOT_A_PRIMARY)
-    return [node_line(cluster, r, conf=False).encode() for r in cluster.replicas_of(node)]
-
-
-command("cluster|replicas", 3, "admin stale", acl=_ADMIN_ACL)(_replicas)
-command("cluster|slaves", 3, "admin stale", acl=_ADMIN_ACL)(_replicas)
 
 
 # -- slot assignment ------------------------------------------------------------------------
@@ -327,8 +76,8 @@ def _update_slots(ctx: Ctx, cluster: ClusterState, chosen: bytearray, delete: bo
 
 
 def _slots_cmd(ctx: Ctx, argv: list[bytes], delete: bool) -> Any:
-    cluster = _cluster(ctx)
-    slots = [_slot(a) for a in argv[2:]]  # every argument parses first
+    cluster = cluster_of(ctx)
+    slots = [slot_arg(a) for a in argv[2:]]  # every argument parses first
     chosen = bytearray(CLUSTER_SLOTS)
     for slot in slots:
         _check_assignments(cluster, chosen, delete, slot, slot)
@@ -336,41 +85,41 @@ def _slots_cmd(ctx: Ctx, argv: list[bytes], delete: bool) -> Any:
 
 
 def _ranges_cmd(ctx: Ctx, argv: list[bytes], delete: bool) -> Any:
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     if len(argv) % 2 == 1:
         raise wrong_arity(b"cluster|" + argv[1].lower())
     chosen = bytearray(CLUSTER_SLOTS)
     for j in range(2, len(argv), 2):
-        start, end = _slot(argv[j]), _slot(argv[j + 1])
+        start, end = slot_arg(argv[j]), slot_arg(argv[j + 1])
         if start > end:
             raise CommandError(E.start_after_end(start, end))
         _check_assignments(cluster, chosen, delete, start, end)
     return _update_slots(ctx, cluster, chosen, delete)
 
 
-@command("cluster|addslots", -3, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|addslots", -3, _ADMIN, acl=ADMIN_ACL)
 def cluster_addslots(ctx: Ctx, argv: list[bytes]) -> Any:
     return _slots_cmd(ctx, argv, False)
 
 
-@command("cluster|delslots", -3, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|delslots", -3, _ADMIN, acl=ADMIN_ACL)
 def cluster_delslots(ctx: Ctx, argv: list[bytes]) -> Any:
     return _slots_cmd(ctx, argv, True)
 
 
-@command("cluster|addslotsrange", -4, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|addslotsrange", -4, _ADMIN, acl=ADMIN_ACL)
 def cluster_addslotsrange(ctx: Ctx, argv: list[bytes]) -> Any:
     return _ranges_cmd(ctx, argv, False)
 
 
-@command("cluster|delslotsrange", -4, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|delslotsrange", -4, _ADMIN, acl=ADMIN_ACL)
 def cluster_delslotsrange(ctx: Ctx, argv: list[bytes]) -> Any:
     return _ranges_cmd(ctx, argv, True)
 
 
-@command("cluster|flushslots", 2, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|flushslots", 2, _ADMIN, acl=ADMIN_ACL)
 def cluster_flushslots(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     if not _no_keys(ctx):
         raise CommandError(E.FLUSHSLOTS_NOT_EMPTY)
     for slot in range(CLUSTER_SLOTS):
@@ -393,10 +142,10 @@ def _timeout_opts(argv: list[bytes], start: int) -> None:
                 raise CommandError(E.TIMEOUT_NEGATIVE)
 
 
-@command("cluster|setslot", -4, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|setslot", -4, _ADMIN, acl=ADMIN_ACL)
 def cluster_setslot(ctx: Ctx, argv: list[bytes]) -> Any:
     """clusterParseSetSlotCommand + clusterCommandSetSlot (no replicas to wait for here)."""
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     me = cluster.myself
     if me.is_replica and "must_obey" not in ctx.client.flags:
         raise CommandError(E.SETSLOT_REPLICA)
@@ -404,22 +153,22 @@ def cluster_setslot(ctx: Ctx, argv: list[bytes]) -> Any:
     busy = host.setslot_error() if host is not None else None
     if busy is not None:  # src/cluster_legacy.c: no manual moves during an atomic one
         raise CommandError(busy)
-    slot = _slot(argv[2])
+    slot = slot_arg(argv[2])
     action = argv[3].lower()
     argc = len(argv)
     node: NodeRecord | None = None
     if action == b"migrating" and argc >= 5:
         if me.is_primary and cluster.slots[slot] is not me:
             raise CommandError(E.not_owner(slot))
-        node = _node(cluster, argv[4], E.dont_know_node)
+        node = node_arg(cluster, argv[4], E.dont_know_node)
     elif action == b"importing" and argc >= 5:
         if cluster.slots[slot] is me:
             raise CommandError(E.already_owner(slot))
-        node = _node(cluster, argv[4], E.dont_know_node)
+        node = node_arg(cluster, argv[4], E.dont_know_node)
     elif action == b"stable" and argc >= 4:
         pass
     elif action == b"node" and argc >= 5:
-        node = _node(cluster, argv[4])
+        node = node_arg(cluster, argv[4])
     else:
         raise CommandError(E.SETSLOT_SYNTAX)
     if node is not None and node.is_replica:
@@ -455,11 +204,11 @@ def cluster_setslot(ctx: Ctx, argv: list[bytes]) -> Any:
 
 
 # -- nodes ----------------------------------------------------------------------------------
-@command("cluster|meet", -4, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|meet", -4, _ADMIN, acl=ADMIN_ACL)
 def cluster_meet(ctx: Ctx, argv: list[bytes]) -> Any:
     """CLUSTER MEET records the node in handshake (clusterStartHandshake); the bus link that
     completes the handshake is the server's."""
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     if len(argv) > 5:
         raise CommandError(_syntax_sub(argv))
     text_port = argv[3].decode(errors="replace")
@@ -497,9 +246,9 @@ def _syntax_sub(argv: list[bytes]) -> str:
     return f"ERR unknown subcommand or wrong number of arguments for '{sub}'. Try CLUSTER HELP."
 
 
-@command("cluster|forget", 3, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|forget", 3, _ADMIN, acl=ADMIN_ACL)
 def cluster_forget(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     name = argv[2].decode(errors="replace")
     node = cluster.lookup(name)
     now_s = ctx.now_ms // 1000
@@ -518,9 +267,9 @@ def cluster_forget(ctx: Ctx, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("cluster|reset", -2, "admin noscript stale", acl=_ADMIN_ACL)
+@command("cluster|reset", -2, "admin noscript stale", acl=ADMIN_ACL)
 def cluster_reset(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     if len(argv) > 3:
         raise CommandError(_syntax_sub(argv))
     hard = False
@@ -536,9 +285,9 @@ def cluster_reset(ctx: Ctx, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("cluster|bumpepoch", 2, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|bumpepoch", 2, _ADMIN, acl=ADMIN_ACL)
 def cluster_bumpepoch(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     bumped = cluster.bump_epoch()
     if bumped:
         cluster.announce()
@@ -546,9 +295,9 @@ def cluster_bumpepoch(ctx: Ctx, argv: list[bytes]) -> Any:
     return SimpleString(b"%s %d" % (word, cluster.myself.config_epoch))
 
 
-@command("cluster|set-config-epoch", 3, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|set-config-epoch", 3, _ADMIN, acl=ADMIN_ACL)
 def cluster_set_config_epoch(ctx: Ctx, argv: list[bytes]) -> Any:
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     epoch = int_arg(argv[2])
     if epoch < 0:
         raise CommandError(E.bad_epoch(epoch))
@@ -562,11 +311,11 @@ def cluster_set_config_epoch(ctx: Ctx, argv: list[bytes]) -> Any:
     return OK
 
 
-@command("cluster|saveconfig", 2, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|saveconfig", 2, _ADMIN, acl=ADMIN_ACL)
 def cluster_saveconfig(ctx: Ctx, argv: list[bytes]) -> Any:
     """Saving is the server's: it sets ``cluster.save_now`` (returns an error text or None);
     without one the state is only marked for saving."""
-    cluster = _cluster(ctx)
+    cluster = cluster_of(ctx)
     cluster.todo_save = True
     if cluster.save_now is not None:
         why = cluster.save_now()
@@ -579,8 +328,8 @@ def cluster_saveconfig(ctx: Ctx, argv: list[bytes]) -> Any:
          acl="@keyspace @write @admin @slow @dangerous")  # fmt: skip
 def cluster_flushslot(ctx: Ctx, argv: list[bytes]) -> Any:
     """clusterCommandFlushslot: the slot's keys in every db (spec 2.3)."""
-    _cluster(ctx)
-    slot = _slot(argv[2])
+    cluster_of(ctx)
+    slot = slot_arg(argv[2])
     if len(argv) > 4:
         raise CommandError(_syntax_sub(argv))
     if len(argv) == 4 and argv[3].lower() not in (b"async", b"sync"):
@@ -596,31 +345,31 @@ def cluster_flushslot(ctx: Ctx, argv: list[bytes]) -> Any:
 
 # -- atomic slot migration (spec 3.1; the I/O is engine/server/migration_io.py) -------------
 def _migration(ctx: Ctx) -> MigrationHost:
-    _cluster(ctx)
+    cluster_of(ctx)
     host: MigrationHost | None = ctx.engine.migration
     if host is None:  # an engine without a server: nothing can move
         raise CommandError(E.ERR_NO_MIGRATIONS)
     return host
 
 
-@command("cluster|migrateslots", -4, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|migrateslots", -4, _ADMIN, acl=ADMIN_ACL)
 def cluster_migrateslots(ctx: Ctx, argv: list[bytes]) -> Any:
     return _migration(ctx).migrate_slots(ctx.client.id, argv, ctx.now_ms)
 
 
-@command("cluster|getslotmigrations", 2, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|getslotmigrations", 2, _ADMIN, acl=ADMIN_ACL)
 def cluster_getslotmigrations(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
+    cluster_of(ctx)
     host: MigrationHost | None = ctx.engine.migration
     return [] if host is None else host.entries()
 
 
-@command("cluster|cancelslotmigrations", 2, _ADMIN, acl=_ADMIN_ACL)
+@command("cluster|cancelslotmigrations", 2, _ADMIN, acl=ADMIN_ACL)
 def cluster_cancelslotmigrations(ctx: Ctx, argv: list[bytes]) -> Any:
     return _migration(ctx).cancel(ctx.now_ms)
 
 
-@command("cluster|syncslots", -3, _ADMIN + " may_replicate", acl=_ADMIN_ACL)
+@command("cluster|syncslots", -3, _ADMIN + " may_replicate", acl=ADMIN_ACL)
 def cluster_syncslots(ctx: Ctx, argv: list[bytes]) -> Any:
     """ESTABLISH turns this connection into an import link; FINISH closes a tracking job."""
     return _migration(ctx).syncslots(ctx.client.id, argv, ctx.now_ms)
@@ -629,7 +378,7 @@ def cluster_syncslots(ctx: Ctx, argv: list[bytes]) -> Any:
 # -- connection flags -----------------------------------------------------------------------
 @command("asking", 1, "fast", acl="@fast @connection")
 def asking(ctx: Ctx, argv: list[bytes]) -> Any:
-    _cluster(ctx)
+    cluster_of(ctx)
     ctx.client.flags.add("asking")
     return OK
 
