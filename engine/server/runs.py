@@ -261,12 +261,13 @@ class Runs:
         engine = self.engine
         pending = self.pending
         clients = [conn.client for conn in group]
-        # the first not run yet (a client that went away: all one at a time, as before it)
+        # the first not run yet (all go one at a time when a client went away: execute_one
+        # drops its command)
         at = n if None in clients else 0
-        runs = cast("list[ClientState]", clients)
+        alive = cast("list[ClientState]", clients)
         while at < n:
             replies: list[bytes] = []
-            c = runs[at]
+            c = alive[at]
             aof = self.raw_aof()
             if (
                 not c.flags
@@ -281,7 +282,7 @@ class Runs:
                     replies = engine.execute_run(c, cmd, argv, None)
                 else:
                     more = _given(items[at + 1 :])
-                    replies = engine.execute_run(c, cmd, argv, more, runs[at + 1 :])
+                    replies = engine.execute_run(c, cmd, argv, more, alive[at + 1 :])
             done = len(replies)
             if not done:
                 break
