@@ -166,7 +166,7 @@ class Runs:
         name, argc, items = found
         cmd = self.runs[name]
         assert cmd is not None
-        argv = [name, items[0]] if argc == 2 else [name, *items[0]]
+        argv = _argv(name, argc, items[0])
         rest = items[1:]
         engine = self.engine
         replies = engine.execute_run(client, cmd, argv, _given(rest))
@@ -276,8 +276,7 @@ class Runs:
                 and not self.monitors
                 and (not cmd.write or (self.as_came(aof, c.db) and (aof is None or len(raws) == n)))
             ):
-                first = items[at]
-                argv = [name, first] if argc == 2 else [name, *first]
+                argv = _argv(name, argc, items[at])
                 if at == n - 1:
                     replies = engine.execute_run(c, cmd, argv, None)
                 else:
@@ -298,7 +297,7 @@ class Runs:
                 self.serve_ready(self.unblocked)
         if at < n:  # where the runs stopped: one at a time
             for conn, item in zip(group[at:], items[at:]):
-                self.execute_one(conn, [name, item] if argc == 2 else [name, *item])
+                self.execute_one(conn, _argv(name, argc, item))
         if engine.pushed:
             self.deliver_pushes()
         if self.unblocked:
@@ -329,3 +328,9 @@ class Runs:
 def _given(items: list[Any]) -> Callable[[list[bytes]], list[Any]]:
     """Engine.execute_run's ``more`` for commands already read: ``items``."""
     return lambda _: items
+
+
+def _argv(name: bytes, argc: int, item: Any) -> list[bytes]:
+    """The command of ``name`` whose arguments after the name RequestParser.sole / sole_run
+    gave as ``item`` (the argument itself when ``argc`` is 2, else a tuple)."""
+    return [name, item] if argc == 2 else [name, *item]

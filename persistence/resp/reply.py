@@ -85,7 +85,7 @@ def error(message: bytes | str) -> bytes:
 def integer(n: int) -> bytes:
     if 0 <= n < _SMALL:
         return _INTS[n]
-    return b":%d\r\n" % n
+    return _INT_FMT % n
 
 
 def integers(ns: Iterable[int]) -> list[bytes]:
@@ -93,7 +93,7 @@ def integers(ns: Iterable[int]) -> list[bytes]:
     return list(map(_INT_FMT.__mod__, ns))
 
 
-_INT_FMT = b":%d\r\n"
+_INT_FMT = b":%d\r\n"  # (integer's and integers')
 
 
 def bulk(b: bytes) -> bytes:
