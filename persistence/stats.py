@@ -13,7 +13,7 @@ here (persistence imports nothing of ours): the caller passes ``key_positions`` 
 Fast paths, each giving exactly what the command-by-command path gives (tests/test_inspect_fast):
 a :class:`CommandRun` of commands whose only key is argv[1] is counted column-wise (slots, keys,
 top keys: one C-level pass each); its raw RESP tells whether every command has the same size
-(:func:`_one_size`: one strided slice) and then the same name and argc (:func:`_same_head`: a
+(:func:`one_size`: one strided slice) and then the same name and argc (:func:`same_head`: a
 strided slice per byte of the first command's head, else one C scan), and then the keys are
 one strided slice of the run's flattened arguments (``CommandRun.flat``), or, in a shaped run
 (one layout, proved by persistence/aof/shapes.py), one struct unpack of its bytes without any
@@ -22,7 +22,7 @@ far had one size, the top keys by bytes are those by writes times that size (kep
 ``_bytes_factor``, made real at the first other size, and kept so again once a prune empties
 both sketches at one check place, as in a load of new keys whose sizes grow: ``_tie``). The
 slots are counted by CRC16, in batches of :data:`CRC_BATCH` keys (the counter stays in the CPU
-caches), and folded into slots once, at the end (:func:`_slot_counts`).
+caches), and folded into slots once, at the end (:func:`slot_counts`).
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ from binascii import crc_hqx
 from collections import Counter
 from collections.abc import Callable
 from itertools import repeat
-from operator import add, and_, itemgetter
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from persistence.sketches import (
     Timeline,
 )
 from persistence.stats_rdb import TOP_N, RdbStats, inspect_rdb, is_plain_rdb, text_of
+from persistence.stats_runs import one_size, same_head, slot_counts
 
 KeyPositions = Callable[[list[bytes]], list[int]]
 Progress = Callable[[int], None]
@@ -207,9 +208,9 @@ class AofStats:
                 return
         argvs = run.argvs
         n = len(argvs)
-        size = _one_size(run)  # > 0: every command has that size
+        size = one_size(run)  # > 0: every command has that size
         # every command has argv[0] and argc of the first (a few strided compares, or one scan)
-        head = _same_head(run, size)
+        head = same_head(run, size)
         names = (argvs[0][0],) if head else set(map(_first, argvs))
         by_name = self.by_name
         entries = []
@@ -332,7 +333,7 @@ class AofStats:
             self._crcs.extend(map(key_slot, keys))
         else:  # no hash tags: the slot is CRC16(key) & 0x3FFF (src/cluster.c keyHashSlot);
             # binascii's CRC-CCITT is CRC-16/XMODEM, one C call per key (tests/test_inspect_fast)
-            self._crcs.extend(map(crc_hqx, keys, repeat(0)))  # masked in _slot_counts
+            self._crcs.extend(map(crc_hqx, keys, repeat(0)))  # masked in slot_counts
         if len(self._crcs) >= CRC_BATCH:
             self._count_slots()
 
@@ -418,7 +419,7 @@ class AofStats:
             "dbs": [
                 {"db": db, "commands": c, "bytes": b} for db, (c, b) in sorted(self.by_db.items())
             ],
-            "slots": _slot_counts(self._counted_slots()),
+            "slots": slot_counts(self._counted_slots()),
             "ttl_records": dict(self.ttl),
             "multi": {
                 "blocks": self.multi_blocks,
@@ -451,54 +452,6 @@ def rewrite_estimate(commands: int, nbytes: int, keys: int) -> dict[str, Any]:
 
 _first = itemgetter(0)
 _second = itemgetter(1)
-
-
-def _same_head(run: CommandRun, size: int = 0) -> bool:
-    """True when every command of ``run`` has the first one's argc and argv[0], seen in the raw
-    RESP: each ``*`` of ``run.raw`` starts a command (so each match of
-    ``*<argc>\\r\\n$<len>\\r\\n<name>`` is one such command, the name's bytes ending where its
-    length says). With ``size`` (every command has that size, :func:`_one_size`) the commands
-    start every ``size`` bytes, and each byte of that head is compared at once in all of them
-    (one strided slice per byte, ~1/50 of the bytes); else one C count over the run (the
-    needle ends with the name, not CRLF, for long skips in the search)."""
-    raw = run.raw
-    if raw is None:
-        return False
-    first = run.argvs[0]
-    head = b"*%d\r\n$%d\r\n%s" % (len(first), len(first[0]), first[0])
-    at, end, n = run.raw_at, run.raw_at + run.size, len(run.argvs)
-    if size <= 0:
-        return raw.count(head, at, end) == n
-    # the first command is ``size`` bytes and starts with head, so len(head) <= size
-    return all(raw[at + i : end : size] == head[i : i + 1] * n for i in range(len(head)))
-
-
-def _one_size(run: CommandRun) -> int:
-    """The size of every command of ``run`` when all have one size, else 0: the run's raw RESP
-    has a ``*`` every size bytes (each ``*`` starts a command, and there are n); or the
-    reader's ``step``, when it knows."""
-    if run.step > 0:
-        return run.step
-    raw = run.raw
-    n = len(run.argvs)
-    size, rest = divmod(run.size, n)
-    if raw is not None and not rest and raw[run.raw_at : run.raw_at + run.size : size] == b"*" * n:
-        return size
-    return 0
-
-
-def _slot_counts(crcs: Counter[int]) -> dict[str, int]:
-    """Keys per slot, by slot, from counts by CRC16 of the key (or by slot already).
-
-    One C pass over the up to 65,536 counts, in their order (a loop, or a lookup per CRC,
-    costs ~25 ms: the CRC objects lie all over the heap): dict.update stores each (slot,
-    get(slot) + count) pair before the next pair's get runs (every iterator here is lazy), so
-    the counts of a slot's four CRCs add up."""
-    slots: dict[int, int] = {}
-    folded = list(map(and_, crcs, repeat(0x3FFF)))
-    dict.update(slots, zip(folded, map(add, map(slots.get, folded, repeat(0)), crcs.values())))
-    used = sorted(slots)
-    return dict(zip(map(str, used), map(slots.__getitem__, used)))
 
 
 _SPECIAL_NAMES = frozenset(

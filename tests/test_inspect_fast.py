@@ -23,7 +23,8 @@ from persistence.aof.reader import read_aof_runs
 from persistence.aof.resp_scan import AofCommand, CommandRun
 from persistence.crc import crc16, key_slot
 from persistence.sketches import DistinctCounter, HeavyHitters
-from persistence.stats import AofStats, _one_size, _same_head, inspect_path
+from persistence.stats import AofStats, inspect_path
+from persistence.stats_runs import one_size, same_head
 from tools.keyspecs import key_positions, single_key
 
 
@@ -140,7 +141,7 @@ def _commands(p: Path) -> list[AofCommand]:
     return out
 
 
-def test_same_head_and_same_size_against_brute_force(tmp_path: Path) -> None:
+def testsame_head_and_same_size_against_brute_force(tmp_path: Path) -> None:
     rng = random.Random(5)
     p = tmp_path / "a.aof"
     p.write_bytes(_aof(rng, 6000, 0.6))
@@ -149,15 +150,15 @@ def test_same_head_and_same_size_against_brute_force(tmp_path: Path) -> None:
     for run in runs:
         first = run.argvs[0]
         same = all(len(a) == len(first) and a[0] == first[0] for a in run.argvs)
-        assert _same_head(run) == (same and run.raw is not None)
-        got = _one_size(run) or run.sizes()  # one int when all have the same size
+        assert same_head(run) == (same and run.raw is not None)
+        got = one_size(run) or run.sizes()  # one int when all have the same size
         expected = run.sizes()
         if isinstance(got, int):
             assert expected == [got] * len(run.argvs)
             sizes += 1
         else:
             assert got == expected
-        heads += _same_head(run)
+        heads += same_head(run)
     assert heads and sizes  # both fast paths were taken
 
 

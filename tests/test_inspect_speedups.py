@@ -1,7 +1,7 @@
 """The shortcuts of ``valkey-aof inspect`` give what the plain ways give:
 
-- ``_same_head`` with the run's one command size (strided compares) against its C count;
-- ``_slot_counts`` (one weighted C pass) against a loop, and the CRCs counted in batches
+- ``same_head`` with the run's one command size (strided compares) against its C count;
+- ``slot_counts`` (one weighted C pass) against a loop, and the CRCs counted in batches
   (``CRC_BATCH``) against counting them as they come.
 """
 
@@ -18,11 +18,12 @@ import persistence.stats
 from persistence.aof.encoder import encode_command as enc
 from persistence.aof.reader import read_aof_runs
 from persistence.aof.resp_scan import CommandRun
-from persistence.stats import _one_size, _same_head, _slot_counts, inspect_path
+from persistence.stats import inspect_path
+from persistence.stats_runs import one_size, same_head, slot_counts
 from tools.keyspecs import key_positions, single_key
 
 
-def test_strided_same_head_is_the_counted_one(tmp_path: Path) -> None:
+def test_stridedsame_head_is_the_counted_one(tmp_path: Path) -> None:
     """Runs of one command size, with heads that differ in one byte anywhere (argc, name
     length, name) and values that hold heads of their own."""
     rng = random.Random(11)
@@ -46,23 +47,23 @@ def test_strided_same_head_is_the_counted_one(tmp_path: Path) -> None:
     runs = [it for items in read_aof_runs(p) for it in items if type(it) is CommandRun]
     same = differ = 0
     for run in runs:
-        size = _one_size(run)
+        size = one_size(run)
         if size:
-            head = _same_head(run, size)
-            assert head == _same_head(run)
+            head = same_head(run, size)
+            assert head == same_head(run)
             same += head
             differ += not head
     assert same and differ
 
 
-def test_slot_counts_is_the_loop() -> None:
+def testslot_counts_is_the_loop() -> None:
     rng = random.Random(12)
     for n in (0, 1, 50, 5000, 300_000):
         crcs = Counter(rng.randrange(65536) for _ in range(n))
         slots: Counter[int] = Counter()
         for crc, c in crcs.items():
             slots[crc & 0x3FFF] += c
-        got = _slot_counts(crcs)
+        got = slot_counts(crcs)
         assert list(got.items()) == [(str(s), slots[s]) for s in sorted(slots)]
 
 
