@@ -9,7 +9,10 @@ An in-process ``Server`` with the AOF on (``appendfsync everysec``, a temporary 
 ``--pipeline`` commands each, all 50 connections of a round sending the same read (so the keys
 and HSET's fields number about N / 50: HSET's hash stays a listpack, where redis-benchmark's
 grows into a hashtable); ``Server.flush`` (the AOF write, then
-the replies) runs after every round of 50 reads, as after an event-loop turn. This is the
+the replies) runs after every round of 50 reads, as after an event-loop turn. ``--clients N``
+makes that N connections and reads per turn: the real server under redis-benchmark -c 50 -P 1
+gets ~6-7 reads per turn (most turns 2-15), so the work done once per turn weighs ~7x more
+there than at 50. This is the
 Python work of the real server minus the event loop and the system calls, so the figures are
 steady on a noisy machine where redis-benchmark's are not. ``--callgrind`` runs this script
 under valgrind twice (the same N requests sent once and three times over) and prints the
@@ -42,7 +45,12 @@ from engine.server.durability import AofWriter, load_data
 from engine.server.server import Server
 from persistence.aof.encoder import encode_command
 
-CLIENTS = 50
+CLIENTS = 50  # --clients
+
+
+def set_clients(n: int) -> None:
+    global CLIENTS
+    CLIENTS = n
 
 
 def _varied_key(i: int) -> bytes:
@@ -185,7 +193,8 @@ def callgrind(name: str, pipeline: int, commands: int, floor: bool = False) -> f
     for repeat in (1, 3):
         cmd = ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable,
                __file__, name, "--pipeline", str(pipeline), "--commands", str(commands),
-               "--repeat", str(repeat), *(["--floor"] if floor else [])]  # fmt: skip
+               "--repeat", str(repeat), "--clients", str(CLIENTS),
+               *(["--floor"] if floor else [])]  # fmt: skip
         env = {**os.environ, "PYTHONHASHSEED": "0"}  # the same dict layouts in both runs
         err = subprocess.run(cmd, capture_output=True, text=True, check=True, env=env).stderr
         m = re.search(r"Collected : ([\d,]+)", err)
@@ -210,7 +219,15 @@ def main() -> None:
     ap.add_argument("--callgrind", action="store_true", help="instructions per command")
     ap.add_argument("--floor", action="store_true", help="benchmarks/floor_server.py instead")
     ap.add_argument("--repeat", type=int, default=1, help="send the requests this many times")
+    ap.add_argument(
+        "--clients",
+        type=int,
+        default=CLIENTS,
+        help="connections, so reads per event-loop turn (redis-benchmark -c 50 -P 1 against the "
+        "real server: ~6-7 per turn)",
+    )
     args = ap.parse_args()
+    set_clients(args.clients)
     who = "floor_server.py" if args.floor else "ours"
     for name in args.names:
         if args.callgrind:

@@ -119,6 +119,30 @@ def test_write_error_refuses_writes_then_recovers(tmp_path: Path, monkeypatch: A
     assert run(engine, aof, b"SET", b"c", b"3") is not None
 
 
+def test_short_writes_are_written_on(tmp_path: Path, monkeypatch: Any) -> None:
+    """A write(2) that takes only part of the turn's bytes (a signal, a nearly full disk) is
+    not an error: the rest is written after it, in order (src/aof.c flushAppendOnlyFile
+    retries the rest the same way)."""
+    engine, aof, _ = make(tmp_path, appendfsync="everysec")
+    calls: list[int] = []
+
+    def short(fd: int, data: Any) -> int:
+        calls.append(len(data))
+        return os.write(fd, bytes(data[:7]))
+
+    monkeypatch.setattr(aof_writer, "_write", short)
+    for i in range(3):
+        run(engine, aof, b"SET", b"k%d" % i, b"v" * 20)
+    want = b"".join(aof.buf)  # (a SELECT first, then the three)
+    assert want.endswith(
+        b"".join(encode_command([b"SET", b"k%d" % i, b"v" * 20]) for i in range(3))
+    )
+    assert aof.flush()
+    assert incr_bytes(aof) == want
+    assert len(calls) == -(-len(want) // 7)  # 7 bytes a call, each starting where one ended
+    assert engine.disk_error is None
+
+
 def test_always_holds_replies_until_the_data_is_on_disk(tmp_path: Path, monkeypatch: Any) -> None:
     engine, aof, _ = make(tmp_path, appendfsync="always")
     disk = Disk(monkeypatch)

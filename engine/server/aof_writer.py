@@ -56,6 +56,7 @@ log = logging.getLogger("valkey-engine")
 
 WRITE_ERROR_LOG_RATE = 30.0  # src/aof.c AOF_WRITE_LOG_ERROR_RATE (seconds)
 # the system calls of the append path, by name so the fault tests can make them fail
+APPENDFSYNC = "appendfsync"  # (Config.values key: read once per event-loop turn)
 _write = os.write
 _fsync = os.fsync
 
@@ -263,25 +264,28 @@ class AofWriter:
     def flush(self) -> bool:
         """Write what was fed (and fsync with ``appendfsync always``). False: ``always`` and
         some of it is not on disk, so no reply of this turn may leave (see the docstring)."""
-        if not self.buf and not self.need_fsync:
+        buf = self.buf
+        if not buf and not self.need_fsync:
             return True
         if self.fd < 0:  # waiting with no rewrite running: the next base has these changes
-            self.buf.clear()
+            buf.clear()
             return True
-        data = b"".join(self.buf) if len(self.buf) != 1 else self.buf[0]
-        always = self.engine.config["appendfsync"] == "always"
+        data = buf[0] if len(buf) == 1 else b"".join(buf)
+        always = self.engine.config.values[APPENDFSYNC] == "always"
         start = self.incr_size
         written = 0
         try:
-            view = memoryview(data)
-            while written < len(data):
-                written += _write(self.fd, view[written:])
+            written = _write(self.fd, data)  # (all of it, but for a full disk or a signal)
+            if written < len(data):
+                view = memoryview(data)
+                while written < len(data):
+                    written += _write(self.fd, view[written:])
             if always:
                 _fsync(self.fd)
         except OSError as e:
             self._failed(e, data, start, written, always)
             return not always
-        self.buf.clear()
+        buf.clear()
         self.need_fsync = False
         self.incr_size += written
         self.current_size += written
