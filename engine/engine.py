@@ -279,11 +279,12 @@ class Engine:
         client: ClientState,
         cmd: Command,
         argv: list[bytes],
-        more: Callable[[list[bytes]], list[Any]] | None,
+        more: Callable[[list[bytes]], list[Any]] | list[Any] | None,
         others: list[ClientState] | None = None,
     ) -> list[bytes]:
-        """``argv`` and then the commands ``more(argv)`` gives (same name and argument count:
-        ``RequestParser.same_after``; None: none) through ``cmd.run``: what :meth:`execute`
+        """``argv`` and then the commands ``more`` gives (same name and argument count: a list
+        of those already read, or a function of ``argv`` finding them, RequestParser.same_after;
+        None: none) through ``cmd.run``: what :meth:`execute`
         does for each, with the stats added up once, where none of its per-command work is
         due (MULTI, authentication, a reply mode, subscriptions, cluster routing, a disk error,
         WATCH, keyspace events, loading; ``more`` is not called then). ``others``: the clients
@@ -336,7 +337,12 @@ class Engine:
         ctx.now_ms = now = self.clock.now_ms()
         ctx.dirty = 0
         t0 = _perf_ns()
-        rest = [] if more is None else more(argv) if stop < 0 else more(argv)[:stop]
+        if more is None:
+            rest: list[Any] = []
+        elif type(more) is list:  # (commands already read)
+            rest = more if stop < 0 else more[:stop]
+        else:
+            rest = more(argv) if stop < 0 else more(argv)[:stop]  # type: ignore[operator]
         replies = cmd.run(ctx, argv, rest)
         if replies:
             done = len(replies)

@@ -169,7 +169,7 @@ class Runs:
         argv = _argv(name, argc, items[0])
         rest = items[1:]
         engine = self.engine
-        replies = engine.execute_run(client, cmd, argv, _given(rest))
+        replies = engine.execute_run(client, cmd, argv, rest)
         done = len(replies)
         if not done:
             return False
@@ -280,7 +280,7 @@ class Runs:
                 if at == n - 1:
                     replies = engine.execute_run(c, cmd, argv, None)
                 else:
-                    more = _given(items[at + 1 :])
+                    more = items[at + 1 :]
                     replies = engine.execute_run(c, cmd, argv, more, alive[at + 1 :])
             done = len(replies)
             if not done:
@@ -323,11 +323,6 @@ class Runs:
             client.reply_mode = "on"
         if self.engine.ready_keys:
             self.serve_ready(self.unblocked)
-
-
-def _given(items: list[Any]) -> Callable[[list[bytes]], list[Any]]:
-    """Engine.execute_run's ``more`` for commands already read: ``items``."""
-    return lambda _: items
 
 
 def _argv(name: bytes, argc: int, item: Any) -> list[bytes]:
