@@ -469,6 +469,28 @@ def test_a_group_serves_blocked_clients_between_its_commands(tmp_path: Path) -> 
     assert b"*2\r\n$1\r\nl\r\n$1\r\na\r\n" in got[0]  # the waiter got "a"
 
 
+def test_a_group_that_unblocks_a_client_of_another_kind(tmp_path: Path) -> None:
+    """A group runs because a read of another kind comes (Runs.start_group); a client it
+    unblocks goes on with a single command of a third kind, which starts a group of its own:
+    that group runs before the new read's command joins one (the kinds are not mixed)."""
+    a = World(tmp_path / "a", clients=4)
+    b = World(tmp_path / "b", runs=False, clients=4)
+    for world in (a, b):
+        world.feed(0, w(b"SET", b"x", b"1"))
+        world.turn()
+        world.feed(0, w(b"BLPOP", b"l", b"0"))
+        world.turn()
+        world.feed(0, w(b"GET", b"x"))  # read while blocked: it waits in the buffer
+        world.turn()
+        world.feed(1, w(b"LPUSH", b"l", b"a"))  # a group of LPUSH
+        world.feed(2, w(b"SET", b"k", b"v"))  # runs it: client 0 gets "a", then its GET
+        world.feed(3, w(b"SET", b"k2", b"v2"))
+        world.turn()
+    got, want = a.finish(), b.finish()
+    assert got == want
+    assert got[0].split(b"\0")[0].endswith(b"$1\r\n1\r\n")  # client 0's GET x
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_reads_of_the_clients_shape(tmp_path: Path, seed: int) -> None:
     """Clients that keep sending commands of one shape, one a read or several: most reads

@@ -141,7 +141,14 @@ class Runs:
         if item is None:
             return False
         # (a write accepted: its bytes go to the AOF as they came, if there is one)
-        self.add(conn, parser.shape_name, parser.shape_argc, item, data)
+        name, argc, group = parser.shape_name, parser.shape_argc, self.group
+        if not group or name != self.group_name or argc != self.group_argc or len(group) >= RUN_MAX:
+            group = self.start_group(name, argc)
+        group.append(conn)  # (add, inline: the hot path)
+        self.group_items.append(item)
+        raws = self.group_raws
+        if raws is not None:
+            raws.append(data)
         if not self.flush_scheduled:
             self.schedule_flush()
         return True
@@ -224,20 +231,25 @@ class Runs:
         to the group, after running the group when it is of another kind or full. The
         clients' db and protocol are run_group's to check (Engine.execute_run)."""
         group = self.group
-        if group and (name != self.group_name or argc != self.group_argc or len(group) >= RUN_MAX):
-            self.run_group()
-            group = self.group
-        if not group:
-            cmd = self.group_cmd = self.runs[name]
-            assert cmd is not None
-            self.group_name = name
-            self.group_argc = argc
-            self.group_raws = [] if cmd.write and self.aof is not None else None
+        if not group or name != self.group_name or argc != self.group_argc or len(group) >= RUN_MAX:
+            group = self.start_group(name, argc)
         group.append(conn)
         self.group_items.append(item)
         raws = self.group_raws
         if raws is not None:
             raws.append(raw)
+
+    def start_group(self, name: bytes, argc: int) -> list[Connection]:
+        """A new, empty group of commands of ``name`` (as spelt) and ``argc``, after running
+        the one there is (and those the clients it unblocks may start)."""
+        while self.group:
+            self.run_group()
+        cmd = self.group_cmd = self.runs[name]
+        assert cmd is not None
+        self.group_name = name
+        self.group_argc = argc
+        self.group_raws = [] if cmd.write and self.aof is not None else None
+        return self.group
 
     def resume_unblocked(self) -> None:
         """The next commands of clients serve_ready served inside a pipeline or a group
