@@ -55,8 +55,8 @@ from persistence.atomic import fsync_dir
 log = logging.getLogger("valkey-engine")
 
 WRITE_ERROR_LOG_RATE = 30.0  # src/aof.c AOF_WRITE_LOG_ERROR_RATE (seconds)
-# the system calls of the append path, by name so the fault tests can make them fail
 APPENDFSYNC = "appendfsync"  # (Config.values key: read once per event-loop turn)
+# the system calls of the append path, by name so the fault tests can make them fail
 _write = os.write
 _fsync = os.fsync
 
