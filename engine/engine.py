@@ -339,10 +339,10 @@ class Engine:
         t0 = _perf_ns()
         if more is None:
             rest: list[Any] = []
-        elif type(more) is list:  # (commands already read)
+        elif isinstance(more, list):  # (commands already read)
             rest = more if stop < 0 else more[:stop]
         else:
-            rest = more(argv) if stop < 0 else more(argv)[:stop]  # type: ignore[operator]
+            rest = more(argv) if stop < 0 else more(argv)[:stop]
         replies = cmd.run(ctx, argv, rest)
         if replies:
             done = len(replies)
